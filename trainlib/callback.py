@@ -1,0 +1,249 @@
+"""The ``Callback`` base class, callback ordering and the dispatch tables.
+
+A callback implements any of the events of :mod:`trainlib.events` as methods without
+arguments. It reads the loop's state through ``self`` (``self.loss`` is ``self.learn.loss``)
+and changes it through ``self.learn`` (``self.learn.loss_grad = ...``).
+"""
+from __future__ import annotations
+
+import difflib
+import heapq
+import inspect
+import types
+import warnings
+from functools import partial
+from typing import Any, Callable, Iterable
+
+from .events import EVENTS, INNER_LOOP_EVENTS, LEGACY_EVENT_NAMES
+from .utils import class2attr
+
+__all__ = ['Callback', 'CallbackError', 'sort_callbacks', 'build_dispatch', 'validate_callback',
+           'event_method']
+
+_CONTROL_ATTRS = frozenset(('run', 'run_train', 'run_valid', 'order', 'run_before', 'run_after'))
+_V1_EVENT_HINTS = {'on_train_begin': 'before_fit', 'on_epoch_begin': 'before_epoch',
+                   'on_batch_begin': 'before_batch', 'on_loss_begin': 'after_pred',
+                   'on_backward_begin': 'after_loss', 'on_backward_end': 'after_backward',
+                   'on_step_end': 'after_step', 'on_batch_end': 'after_batch',
+                   'on_epoch_end': 'after_epoch', 'on_train_end': 'after_fit'}
+
+
+class CallbackError(TypeError, AssertionError):
+    "A callback, or an argument about callbacks, is not what the Learner can use."
+
+
+class Callback:
+    """Base class of the v2 callbacks: implement events as methods, e.g. ``def after_batch(self)``.
+
+    Class attributes: ``order`` (lower runs first), ``run_before``/``run_after`` (callback classes,
+    or their names, this one must precede/follow), ``run`` (False silences the callback until the
+    end of the fit), ``run_train``/``run_valid`` (whether batch-level events fire in each phase).
+    """
+    order: float = 0
+    learn = None
+    run: bool = True
+    run_train: bool = True
+    run_valid: bool = True
+    run_before: Any = None
+    run_after: Any = None
+    remove_on_fetch: bool = False
+    _stateattrs: tuple = ()
+
+    def __init__(self, **event_funcs: Callable) -> None:
+        unknown = {k: v for k, v in event_funcs.items() if k not in EVENTS and k not in LEGACY_EVENT_NAMES}
+        if unknown:
+            raise CallbackError(f'Passed unknown events: {unknown}; a Callback(...) keyword must be one of: '
+                                f'{", ".join(EVENTS)}')
+        for name, f in event_funcs.items():
+            if not callable(f):
+                raise CallbackError(f'Callback({name}=...) expects a function taking the callback, '
+                                    f'got {type(f).__name__}')
+            object.__setattr__(self, name, types.MethodType(f, self))
+
+    @property
+    def name(self) -> str:
+        "The attribute name on the Learner: snake case of the class name without ``Callback``."
+        return class2attr(self, 'Callback')
+
+    def __repr__(self) -> str: return type(self).__name__
+
+    def __getattr__(self, name: str) -> Any:
+        # Reads that fail on the callback go to its Learner (which in turn tries the model).
+        if name.startswith('__') or name in EVENTS or name in LEGACY_EVENT_NAMES or name == 'learn':
+            raise AttributeError(name)
+        learn = self.learn
+        if learn is None:
+            raise AttributeError(f'{type(self).__name__!r} object has no attribute {name!r} '
+                                 f'(and it is not attached to a Learner to look it up there)')
+        return getattr(learn, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        learn = self.__dict__.get('learn')
+        if learn is not None and name not in self.__dict__ and name not in _CONTROL_ATTRS \
+                and not name.startswith('_') and _has_attr(learn, name):
+            warnings.warn(f'You are shadowing an attribute ({name}) that exists in the learner. '
+                          f'Use `self.learn.{name}` to avoid this', stacklevel=2)
+        object.__setattr__(self, name, value)
+        if learn is not None and name in _CONTROL_ATTRS: learn._callbacks_changed()
+
+    def __call__(self, event_name: str) -> Any:
+        "Run the method for ``event_name`` if this callback listens to it now (fastai's semantics)."
+        learn = self.learn
+        training = getattr(learn, 'training', None) if learn is not None else None
+        runs = (event_name not in INNER_LOOP_EVENTS
+                or (self.run_train and (training is None or training))
+                or (self.run_valid and not training))
+        res = None
+        if self.run and runs:
+            method = event_method(self, event_name)
+            if method is not None: res = method()
+        if event_name == 'after_fit' and not self.run: self.run = True
+        return res
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in self._stateattrs and k != 'learn'}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+
+def _has_attr(learn: Any, name: str) -> bool:
+    try:
+        getattr(learn, name)
+        return True
+    except AttributeError:
+        return False
+
+
+def event_method(cb: Any, event: str) -> Callable | None:
+    "The bound method ``cb`` runs for ``event`` (its fastbook ``begin_*`` name too), or None."
+    for name in (event, _OLD_NAME.get(event)):
+        if name is None: continue
+        if name in cb.__dict__: return cb.__dict__[name]
+        if getattr(type(cb), name, None) is not None: return getattr(cb, name)
+    return None
+
+
+_OLD_NAME = {new: old for old, new in LEGACY_EVENT_NAMES.items()}
+
+
+def _cb_label(cb: Any) -> str:
+    return type(cb).__name__
+
+
+def validate_callback(cb: Any) -> None:
+    """Check ``cb`` when it is added: event methods callable with no argument, a numeric ``order``,
+    and warnings for deprecated and misspelt event names. Raises :class:`CallbackError`."""
+    label = _cb_label(cb)
+    if not isinstance(getattr(cb, 'order', 0), (int, float)):
+        raise CallbackError(f'callback `{label}`: `order` must be a number, got {cb.order!r}')
+    for attr in ('run_train', 'run_valid', 'run'):
+        if not isinstance(getattr(cb, attr, True), bool):
+            raise CallbackError(f'callback `{label}`: `{attr}` must be True or False, got {getattr(cb, attr)!r}')
+    names = set(cb.__dict__) | {n for klass in type(cb).__mro__ if klass is not Callback and klass is not object
+                                for n in vars(klass)}
+    for name in sorted(names):
+        if name.startswith('_'): continue
+        if name in EVENTS or name in LEGACY_EVENT_NAMES:
+            _check_event_signature(cb, label, name)
+            if name in LEGACY_EVENT_NAMES:
+                warnings.warn(f'callback `{label}`: the event name `{name}` is deprecated, use '
+                              f'`{LEGACY_EVENT_NAMES[name]}`', DeprecationWarning, stacklevel=4)
+            continue
+        value = getattr(type(cb), name, cb.__dict__.get(name))
+        if not callable(value) or isinstance(value, (type, property)): continue
+        if name in _V1_EVENT_HINTS:
+            warnings.warn(f'callback `{label}` defines `{name}`, a fastai-1 event name that a v2 callback never '
+                          f'receives: rename it `{_V1_EVENT_HINTS[name]}` or subclass trainlib.v1.Callback',
+                          stacklevel=4)
+            continue
+        close = difflib.get_close_matches(name, EVENTS + tuple(LEGACY_EVENT_NAMES), n=1, cutoff=0.85)
+        if close:
+            warnings.warn(f'callback `{label}` defines `{name}`, which is not an event and will never be called; '
+                          f'did you mean `{close[0]}`?', stacklevel=4)
+
+
+def _check_event_signature(cb: Any, label: str, name: str) -> None:
+    m = getattr(cb, name)
+    if not callable(m):
+        raise CallbackError(f'callback `{label}`: `{name}` must be a method taking no arguments, '
+                            f'got {type(m).__name__}')
+    try: sig = inspect.signature(m)
+    except (TypeError, ValueError): return
+    try: sig.bind()
+    except TypeError:
+        raise CallbackError(f'callback `{label}`: event method `{name}{sig}` cannot be called as an event; '
+                            f'events pass no arguments: expected `def {name}(self)`') from None
+
+
+def _matches(cb: Any, ref: Any) -> bool:
+    if isinstance(ref, str): return type(cb).__name__ == ref or getattr(cb, 'name', None) == ref
+    if isinstance(ref, type): return isinstance(cb, ref)
+    return cb is ref
+
+
+def sort_callbacks(cbs: list) -> list:
+    """Order ``cbs`` for dispatch: by ``order`` (stable), with ``run_before``/``run_after`` honoured.
+
+    A topological sort that always picks the lowest (order, insertion index) among the callbacks
+    whose constraints are met. A cycle raises :class:`CallbackError` naming the callbacks in it."""
+    n = len(cbs)
+    keys = [(getattr(cb, 'order', 0), i) for i, cb in enumerate(cbs)]
+    if not any(getattr(cb, 'run_before', None) or getattr(cb, 'run_after', None) for cb in cbs):
+        return [cbs[i] for _, i in sorted(keys)]
+    succ = [set() for _ in range(n)]
+    for i, cb in enumerate(cbs):
+        for ref in _refs(getattr(cb, 'run_before', None)):
+            succ[i].update(j for j, other in enumerate(cbs) if j != i and _matches(other, ref))
+        for ref in _refs(getattr(cb, 'run_after', None)):
+            for j, other in enumerate(cbs):
+                if j != i and _matches(other, ref): succ[j].add(i)
+    indeg = [0] * n
+    for i in range(n):
+        for j in succ[i]: indeg[j] += 1
+    heap = [keys[i] for i in range(n) if indeg[i] == 0]
+    heapq.heapify(heap)
+    out = []
+    while heap:
+        _, i = heapq.heappop(heap)
+        out.append(cbs[i])
+        for j in succ[i]:
+            indeg[j] -= 1
+            if indeg[j] == 0: heapq.heappush(heap, keys[j])
+    if len(out) < n:
+        stuck = [_cb_label(cbs[i]) for i in range(n) if indeg[i] > 0]
+        raise CallbackError(f'run_before/run_after form a cycle between the callbacks {", ".join(stuck)}')
+    return out
+
+
+def _refs(x: Any) -> list:
+    if x is None: return []
+    return list(x) if isinstance(x, (list, tuple, set)) else [x]
+
+
+def _overrides_call(cb: Any) -> bool:
+    return type(cb).__call__ is not Callback.__call__ and callable(getattr(type(cb), '__call__', None))
+
+
+def build_dispatch(cbs: Iterable) -> tuple[dict, dict]:
+    """Two tables ``event -> [bound methods]``: one for training, one for validation.
+
+    Each holds, in dispatch order, only the callbacks that listen to the event in that phase
+    (``run``, ``run_train``, ``run_valid`` applied). A callback that overrides ``__call__`` gets
+    every event through it, as in fastai."""
+    ordered = sort_callbacks(list(cbs))
+    train: dict = {e: [] for e in EVENTS}
+    valid: dict = {e: [] for e in EVENTS}
+    for cb in ordered:
+        if _overrides_call(cb):
+            for e in EVENTS:
+                f = partial(cb.__call__, e)
+                train[e].append(f); valid[e].append(f)
+            continue
+        if not cb.run: continue
+        for e in EVENTS:
+            m = event_method(cb, e)
+            if m is None: continue
+            if e not in INNER_LOOP_EVENTS or cb.run_train: train[e].append(m)
+            if e not in INNER_LOOP_EVENTS or cb.run_valid: valid[e].append(m)
+    return train, valid

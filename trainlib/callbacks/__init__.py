@@ -1,0 +1,3 @@
+"Stock v2 callbacks."
+from .core import *
+from .preds import *

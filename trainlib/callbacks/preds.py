@@ -1,0 +1,71 @@
+"Collecting predictions, targets, inputs and losses batch by batch (what ``get_preds`` runs)."
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..callback import Callback
+from ..utils import find_bs, to_detach
+
+__all__ = ['GatherPredsCallback']
+
+
+def _cat(items: list, dim: int) -> Any:
+    if not items: return None
+    first = items[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(items, dim=dim) if first.dim() else torch.stack(items)
+    if isinstance(first, (tuple, list)): return type(first)(_cat([o[i] for o in items], dim) for i in range(len(first)))
+    return items
+
+
+class GatherPredsCallback(Callback):
+    """Keep each validation batch's predictions (and targets, inputs, per-item losses) on the CPU.
+
+    With ``save_preds``/``save_targs`` (a folder), each batch is written there as ``<i>.pt`` instead
+    of being kept, so memory stays flat whatever the size of the data."""
+    order = 5
+    _stateattrs = ('preds', 'targets', 'inputs', 'losses')
+
+    def __init__(self, with_input: bool = False, with_loss: bool = False, save_preds: Any = None,
+                 save_targs: Any = None, with_preds: bool = True, with_targs: bool = True,
+                 concat_dim: int = 0) -> None:
+        self.with_input, self.with_loss, self.with_preds, self.with_targs = with_input, with_loss, with_preds, with_targs
+        self.save_preds = Path(save_preds) if save_preds is not None else None
+        self.save_targs = Path(save_targs) if save_targs is not None else None
+        self.concat_dim = concat_dim
+
+    def before_validate(self) -> None:
+        self.preds, self.targets, self.inputs, self.losses = [], [], [], []
+        self._count = 0
+        for d in (self.save_preds, self.save_targs):
+            if d is not None: d.mkdir(parents=True, exist_ok=True)
+
+    def after_batch(self) -> None:
+        learn = self.learn
+        if not hasattr(learn, 'pred'): return
+        i = self._count
+        self._count += 1
+        if self.with_input: self.inputs.append(to_detach(learn.xb[0] if len(learn.xb) == 1 else learn.xb))
+        if self.with_preds:
+            pred = to_detach(learn.pred)
+            if self.save_preds is None: self.preds.append(pred)
+            else: torch.save(pred, self.save_preds / f'{i}.pt')
+        if self.with_targs and len(learn.yb):
+            targ = to_detach(learn.yb[0] if len(learn.yb) == 1 else learn.yb)
+            if self.save_targs is None: self.targets.append(targ)
+            else: torch.save(targ, self.save_targs / f'{i}.pt')
+        if self.with_loss:
+            bs = find_bs(learn.yb)
+            loss = learn.loss if learn.loss.numel() == bs else learn.loss.view(bs, -1).mean(1)
+            self.losses.append(to_detach(loss))
+
+    def all_tensors(self) -> tuple:
+        "``(inputs, preds, targets, losses)`` concatenated along ``concat_dim`` (None where not kept)."
+        d = self.concat_dim
+        return (_cat(self.inputs, d) if self.with_input else None,
+                _cat(self.preds, d) if self.with_preds and self.save_preds is None else None,
+                _cat(self.targets, d) if self.with_targs and self.save_targs is None else None,
+                _cat(self.losses, 0) if self.with_loss else None)

@@ -1,0 +1,105 @@
+"""``DataLoaders``: the training and validation loaders of a Learner, over plain torch data.
+
+Any iterable with a length that yields tuples (or lists) of tensors is a loader; a torch
+``DataLoader`` is the usual one. Batches are split into inputs and targets by ``n_inp``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset, SequentialSampler
+
+from .utils import default_device, to_device
+
+__all__ = ['DataLoaders', 'sequential_loader', 'loader_dataset']
+
+
+def loader_dataset(dl: Any) -> Any:
+    "The dataset behind a loader (``dl.dataset``), or None."
+    return getattr(dl, 'dataset', None)
+
+
+def sequential_loader(dl: Any) -> Any:
+    """A loader over the same data as ``dl`` in order, keeping every item (no shuffle, no drop_last).
+
+    Returns ``dl`` itself when it already is one; a torch DataLoader is rebuilt with its batch size,
+    collate function and workers; any other loader is used as it is."""
+    if not isinstance(dl, DataLoader): return dl
+    if isinstance(dl.sampler, SequentialSampler) and not dl.drop_last: return dl
+    if dl.batch_size is None:
+        raise ValueError('get_preds: the DataLoader uses a custom batch_sampler; pass dl= a loader that '
+                         'yields the items in order')
+    return DataLoader(dl.dataset, batch_size=dl.batch_size, shuffle=False, drop_last=False,
+                      collate_fn=dl.collate_fn, num_workers=dl.num_workers, pin_memory=dl.pin_memory,
+                      worker_init_fn=dl.worker_init_fn)
+
+
+class DataLoaders:
+    """The loaders of a Learner: ``dls[0]`` (``train``), ``dls[1]`` (``valid``), more if given.
+
+    ``device``: where batches go (default: CUDA when available). ``n_inp``: how many elements of a
+    batch are inputs (default: all but the last)."""
+
+    def __init__(self, *loaders: Any, path: str | Path = '.', device: Any = None, n_inp: int | None = None) -> None:
+        self.loaders = list(loaders)
+        self.path = Path(path)
+        self.device = torch.device(device) if device is not None else default_device()
+        self.n_inp = n_inp
+
+    def __getitem__(self, i: int) -> Any: return self.loaders[i]
+    def __len__(self) -> int: return len(self.loaders)
+
+    @property
+    def train(self) -> Any:
+        "The training loader."
+        return self.loaders[0]
+
+    @property
+    def valid(self) -> Any:
+        "The validation loader."
+        return self.loaders[1]
+
+    @property
+    def train_ds(self) -> Any:
+        "The training dataset."
+        return loader_dataset(self.train)
+
+    @property
+    def valid_ds(self) -> Any:
+        "The validation dataset."
+        return loader_dataset(self.valid)
+
+    def one_batch(self, i: int = 0) -> Any:
+        "The first batch of loader ``i``, on ``device``."
+        return to_device(next(iter(self.loaders[i])), self.device)
+
+    def cpu(self) -> 'DataLoaders':
+        "Send batches to the CPU from now on."
+        self.device = torch.device('cpu')
+        return self
+
+    def to(self, device: Any) -> 'DataLoaders':
+        "Send batches to ``device`` from now on."
+        self.device = torch.device(device)
+        return self
+
+    def new_empty(self) -> 'DataLoaders':
+        "A DataLoaders with the same settings and no data (what ``export`` keeps)."
+        return DataLoaders(path=self.path, device=self.device, n_inp=self.n_inp)
+
+    @classmethod
+    def from_dsets(cls, *dsets: Dataset, bs: int = 64, shuffle_train: bool = True, drop_last_train: bool | None = None,
+                   num_workers: int = 0, path: str | Path = '.', device: Any = None, n_inp: int | None = None,
+                   **kwargs: Any) -> 'DataLoaders':
+        """Loaders over datasets: the first shuffled (and dropping its last partial batch, as fastai
+        does), the others in order. ``kwargs`` go to every torch DataLoader."""
+        if not dsets: raise ValueError('DataLoaders.from_dsets needs at least one dataset')
+        drop = shuffle_train if drop_last_train is None else drop_last_train
+        loaders = [DataLoader(ds, batch_size=bs, shuffle=(i == 0 and shuffle_train), drop_last=(i == 0 and drop),
+                              num_workers=num_workers, **kwargs) for i, ds in enumerate(dsets)]
+        return cls(*loaders, path=path, device=device, n_inp=n_inp)
+
+    def __repr__(self) -> str:
+        return f'DataLoaders({len(self.loaders)} loaders, device={self.device})'

@@ -1,0 +1,587 @@
+"""``Learner``: the one training loop, and everything that runs through it.
+
+The loop's state lives in plain attributes (``learn.xb``, ``learn.loss``, ``learn.epoch`` ...);
+the events and their order are documented in :mod:`trainlib.events`. ``fit``, ``validate``,
+``get_preds`` and ``lr_find`` all run the functions below.
+"""
+from __future__ import annotations
+
+import threading
+import warnings
+from contextlib import ExitStack, contextmanager, nullcontext
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+
+from .callback import Callback, CallbackError, build_dispatch, event_method, sort_callbacks, validate_callback
+from .callbacks.core import CastToTensor, SkipToEpoch, TrainEvalCallback
+from .callbacks.preds import GatherPredsCallback
+from .data import sequential_loader
+from .events import (EVENTS, CancelBackwardException, CancelBatchException, CancelEpochException, CancelException,
+                     CancelFitException, CancelStepException, CancelTrainException, CancelValidException)
+from .metrics import mk_metric
+from .optim import Adam, OptimWrapper
+from .persistence import atomic_save, load_model, save_model
+from .progress import ProgressCallback
+from .recorder import Recorder
+from .utils import (add_note, defaults, detuplify, listify, noop, norm_bias_params, replacing_yield, to_detach,
+                    to_device, trainable_params)
+
+__all__ = ['Learner', 'load_learner', 'callback_adapters']
+
+defaults.callbacks = [TrainEvalCallback, Recorder, CastToTensor, ProgressCallback]
+
+callback_adapters: list[Callable[[Any], Callback | None]] = []
+"""Functions tried, in order, on an object handed to ``cbs=`` that is not a v2 Callback: each returns
+a Callback for it or None. ``trainlib.v1`` registers the one that wraps fastai-1 callbacks."""
+
+_EVENT_SET = frozenset(EVENTS)
+_LEVELS = {name: (f'before_{name}', f'after_cancel_{name}', f'after_{name}')
+           for name in ('fit', 'epoch', 'train', 'validate', 'batch', 'backward', 'step')}
+
+
+def _annotate(exc: BaseException, method: Any, event: str) -> None:
+    "Add a note naming the callback and the event to ``exc`` (once: the innermost place wins)."
+    if getattr(exc, '_trainlib_noted', False): return
+    cb = getattr(method, '__self__', None) or getattr(getattr(method, 'func', None), '__self__', None)
+    who = type(cb).__name__ if cb is not None else getattr(method, '__qualname__', repr(method))
+    add_note(exc, f'Exception occurred in `{who}` when calling event `{event}`')
+    try: exc._trainlib_noted = True
+    except AttributeError: pass
+
+
+class Learner:
+    """A model, its data, loss and optimizer, and the callbacks that shape its training loop."""
+
+    def __init__(self, dls: Any, model: torch.nn.Module, loss_func: Callable | None = None,
+                 opt_func: Callable = Adam, lr: float = defaults.lr, splitter: Callable = trainable_params,
+                 cbs: Any = None, metrics: Any = None, path: str | Path | None = None,
+                 model_dir: str | Path = 'models', wd: float | None = None, wd_bn_bias: bool = False,
+                 train_bn: bool = True, moms: tuple = (0.95, 0.85, 0.95), default_cbs: bool = True) -> None:
+        if loss_func is None: loss_func = getattr(getattr(dls, 'train_ds', None), 'loss_func', None)
+        if loss_func is None:
+            raise ValueError('Could not infer loss function from the data, please pass a loss function '
+                             '(Learner(..., loss_func=...)).')
+        if not callable(loss_func):
+            raise TypeError(f'Learner: loss_func must be callable (pred, *targets) -> loss, got {loss_func!r}')
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f'Learner: model must be a torch.nn.Module, got {type(model).__name__}')
+        self.dls, self.model, self.loss_func, self.opt_func, self.lr = dls, model, loss_func, opt_func, lr
+        self.splitter, self.model_dir, self.wd, self.wd_bn_bias = splitter, model_dir, wd, wd_bn_bias
+        self.train_bn, self.moms, self.default_cbs = train_bn, moms, default_cbs
+        self.path = Path(path) if path is not None else Path(getattr(dls, 'path', '.'))
+        self.training, self.create_mbar, self.logger, self.opt = False, True, print, None
+        self.lock = threading.RLock()
+        self.exception: BaseException | None = None
+        self.epoch = self.iter = self.n_iter = self.train_iter = 0
+        self.n_epoch, self.pct_train = 1, 0.
+        self.dl, self.xb, self.yb, self.pred, self.loss, self.loss_grad = None, (None,), (None,), None, None, None
+        self.smooth_loss = self.final_record = None
+        self._batch_device = None
+        self.cbs: list = []
+        self._train_cbs, self._valid_cbs = build_dispatch([])
+        self.metrics = metrics
+        if default_cbs: self.add_cbs(defaults.callbacks or [])
+        self.add_cbs(cbs)
+        self('after_create')
+
+    # ================================================================== state helpers
+    @property
+    def metrics(self) -> list:
+        "The metrics computed by the Recorder (functions are wrapped in ``AvgMetric``)."
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, v: Any) -> None: self._metrics = [mk_metric(m) for m in listify(v)]
+
+    @property
+    def x(self) -> Any:
+        "The input of the current batch (``xb`` without the tuple when there is one input)."
+        return detuplify(self.xb)
+
+    @property
+    def y(self) -> Any:
+        "The target of the current batch (``yb`` without the tuple when there is one target)."
+        return detuplify(self.yb)
+
+    def __getattr__(self, name: str) -> Any:
+        # Names not found on the Learner are looked up on the model (fastai's GetAttr).
+        if name.startswith('_') or name in _EVENT_SET: raise AttributeError(name)
+        model = self.__dict__.get('model')
+        if model is None: raise AttributeError(name)
+        try: return getattr(model, name)
+        except AttributeError:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}, "
+                                 f"and neither has its model ({type(model).__name__})") from None
+
+    # ================================================================== callbacks
+    def _coerce_callback(self, cb: Any) -> Callback:
+        if isinstance(cb, type) and issubclass(cb, Callback): return cb()
+        if isinstance(cb, Callback): return cb
+        for adapt in callback_adapters:
+            res = adapt(cb)
+            if res is not None: return res
+        if _looks_like_v1(cb):
+            from .v1 import bridge  # noqa: F401  (registers its adapter)
+            for adapt in callback_adapters:
+                res = adapt(cb)
+                if res is not None: return res
+        raise CallbackError(f'cbs: expected a Callback (an instance or a subclass of trainlib.Callback), '
+                            f'got {cb!r} of type {type(cb).__name__}')
+
+    def _register_name(self, cb: Callback) -> None:
+        name = cb.name
+        if not isinstance(name, str) or not name.isidentifier():
+            raise CallbackError(f'callback `{type(cb).__name__}`: its name {name!r} is not a valid attribute name')
+        if hasattr(type(self), name):
+            raise CallbackError(f'callback `{type(cb).__name__}` would be registered as `learn.{name}`, which is '
+                                f'a Learner {"property" if isinstance(getattr(type(self), name), property) else "method"}; '
+                                f'give the class another name or set `name = "..."` on it')
+        old = self.__dict__.get(name)
+        if old is None: return
+        if not isinstance(old, Callback):
+            raise CallbackError(f'callback `{type(cb).__name__}` would be registered as `learn.{name}`, which '
+                                f'already holds the Learner state {type(old).__name__}; rename the callback')
+        if type(old) is not type(cb) and old in self.cbs:
+            raise CallbackError(f'callbacks `{type(old).__name__}` and `{type(cb).__name__}` both want to be '
+                                f'`learn.{name}`; give one of them another `name`')
+
+    def add_cb(self, cb: Any) -> 'Learner':
+        "Add a callback (an instance, or a class to instantiate) and register it as ``learn.<cb.name>``."
+        cb = self._coerce_callback(cb)
+        validate_callback(cb)
+        self._register_name(cb)
+        sort_callbacks(self.cbs + [cb])           # a run_before/run_after cycle fails here, before anything changes
+        object.__setattr__(cb, 'learn', self)
+        self.__dict__[cb.name] = cb
+        self.cbs.append(cb)
+        self._callbacks_changed()
+        return self
+
+    def add_cbs(self, cbs: Any) -> 'Learner':
+        "Add several callbacks."
+        for cb in listify(cbs): self.add_cb(cb)
+        return self
+
+    def remove_cb(self, cb: Any) -> 'Learner':
+        "Remove a callback instance, or every callback of a class."
+        if isinstance(cb, type):
+            for c in [c for c in self.cbs if isinstance(c, cb)]: self.remove_cb(c)
+            return self
+        if cb in self.cbs:
+            self.cbs.remove(cb)
+            name = cb.name
+            if self.__dict__.get(name) is cb:
+                del self.__dict__[name]
+                same = [c for c in self.cbs if c.name == name]
+                if same: self.__dict__[name] = same[-1]
+            object.__setattr__(cb, 'learn', None)
+            self._callbacks_changed()
+        return self
+
+    def remove_cbs(self, cbs: Any) -> 'Learner':
+        "Remove several callbacks (instances or classes)."
+        for cb in list(listify(cbs)): self.remove_cb(cb)
+        return self
+
+    @contextmanager
+    def added_cbs(self, cbs: Any) -> Iterator['Learner']:
+        "Add ``cbs`` for the duration of the ``with`` block."
+        added_before = list(self.cbs)
+        self.add_cbs(cbs)
+        try: yield self
+        finally: self.remove_cbs([c for c in self.cbs if c not in added_before])
+
+    @contextmanager
+    def removed_cbs(self, cbs: Any) -> Iterator['Learner']:
+        "Remove ``cbs`` for the duration of the ``with`` block."
+        cbs = listify(cbs)
+        self.remove_cbs(cbs)
+        try: yield self
+        finally: self.add_cbs(cbs)
+
+    def _callbacks_changed(self) -> None:
+        "Rebuild the dispatch tables (called whenever the set of callbacks or their flags change)."
+        self._train_cbs, self._valid_cbs = build_dispatch(self.cbs)
+
+    def ordered_cbs(self, event: str) -> list:
+        "The callbacks that implement ``event``, in the order they run."
+        return [cb for cb in sort_callbacks(self.cbs) if event_method(cb, event) is not None]
+
+    def show_training_loop(self) -> None:
+        "Print the loop with, at each event, the callbacks that run there."
+        indent = 0
+        for step in _LOOP_OUTLINE:
+            if step.startswith('Start'):
+                print(f'{" " * indent}{step}'); indent += 2
+            elif step.startswith('End'):
+                indent -= 2; print(f'{" " * indent}{step}')
+            elif step.startswith('**'):
+                print(f'{" " * indent} - {step}: []')
+            else: print(f'{" " * indent} - {step:15}:', self.ordered_cbs(step))
+
+    # ================================================================== dispatch
+    def __call__(self, event_name: Any) -> None:
+        "Fire one event (or a list of events) to the callbacks."
+        if isinstance(event_name, (list, tuple)):
+            for e in event_name: self(e)
+            return
+        if event_name not in _EVENT_SET:
+            raise ValueError(f'unknown event {event_name!r}; the events are: {", ".join(EVENTS)}')
+        if event_name == 'after_fit': self._fire_all('after_fit')
+        else: self._fire(event_name)
+
+    def _fire(self, event: str) -> None:
+        methods = (self._train_cbs if self.training else self._valid_cbs)[event]
+        if not methods: return
+        try:
+            for m in methods: m()
+        except CancelException: raise
+        except BaseException as e:
+            _annotate(e, m, event)
+            raise
+
+    def _fire_all(self, event: str) -> None:
+        "Fire ``event`` to every listener even if some fail (cleanup events); then raise the first failure."
+        first = None
+        for m in list((self._train_cbs if self.training else self._valid_cbs)[event]):
+            try: m()
+            except BaseException as e:
+                if not isinstance(e, CancelException): _annotate(e, m, event)
+                if first is None: first = e
+        if event == 'after_fit':
+            for cb in self.cbs:
+                if not cb.run: object.__setattr__(cb, 'run', True)
+            self._callbacks_changed()
+        if first is not None: raise first
+
+    # ================================================================== the loop
+    def _with_events(self, f: Callable, level: str, ex: type, final: Callable = noop) -> None:
+        before, after_cancel, after = _LEVELS[level]
+        try:
+            self._fire(before)
+            f()
+        except ex:
+            self._fire(after_cancel)
+        self._fire(after)
+        final()
+
+    def fit(self, n_epoch: int, lr: Any = None, wd: float | None = None, cbs: Any = None,
+            reset_opt: bool = False, start_epoch: int = 0) -> None:
+        "Train for ``n_epoch`` epochs at ``lr`` (default ``learn.lr``), with extra ``cbs`` for this fit only."
+        if not isinstance(n_epoch, int) or isinstance(n_epoch, bool) or n_epoch < 0:
+            raise ValueError(f'fit: n_epoch must be a non-negative int, got {n_epoch!r}')
+        if start_epoch: cbs = listify(cbs) + [SkipToEpoch(start_epoch)]
+        with self.added_cbs(cbs):
+            if reset_opt or not self.opt: self.create_opt()
+            if wd is None: wd = self.wd
+            if wd is not None: self.opt.set_hypers(wd=wd)
+            self.opt.set_hypers(lr=self.lr if lr is None else lr)
+            self.n_epoch = n_epoch
+            self._run_fit()
+
+    def _run_fit(self) -> None:
+        before_fit, after_cancel_fit, _ = _LEVELS['fit']
+        try:
+            try:
+                self._fire(before_fit)
+                self._do_fit()
+            except CancelFitException:
+                self._fire(after_cancel_fit)
+        except BaseException as exc:
+            self._after_fit_on_failure(exc)
+            raise
+        try: self._fire_all('after_fit')
+        finally: self._end_cleanup()
+
+    def _after_fit_on_failure(self, exc: BaseException) -> None:
+        "Run ``after_fit`` with ``learn.exception`` set, keeping ``exc`` as the error that propagates."
+        self.exception = exc
+        try: self._fire_all('after_fit')
+        except BaseException as later:
+            if later is not exc: add_note(exc, f'after_fit also failed: {type(later).__name__}: {later}')
+        finally: self.exception = None
+
+    def _do_fit(self) -> None:
+        for epoch in range(self.n_epoch):
+            self.epoch = epoch
+            self._with_events(self._do_epoch, 'epoch', CancelEpochException)
+
+    def _do_epoch(self) -> None:
+        self._do_epoch_train()
+        self._do_epoch_validate()
+
+    def _do_epoch_train(self) -> None:
+        self.dl = self.dls.train
+        self._with_events(self.all_batches, 'train', CancelTrainException)
+
+    def _do_epoch_validate(self, ds_idx: int = 1, dl: Any = None) -> None:
+        if dl is None: dl = self.dls[ds_idx] if len(self.dls) > ds_idx else []
+        self.dl = dl
+        with torch.no_grad(): self._with_events(self.all_batches, 'validate', CancelValidException)
+
+    def all_batches(self) -> None:
+        "Run every batch of ``learn.dl``."
+        try: self.n_iter = len(self.dl)
+        except TypeError:
+            raise TypeError(f'the Learner needs loaders with a length: {type(self.dl).__name__} has no len()') from None
+        self._batch_device = self._device_for_batches()
+        try:
+            for i, b in enumerate(self.dl): self.one_batch(i, b)
+        finally: self._batch_device = None
+
+    def _device_for_batches(self) -> Any:
+        p = next(iter(self.model.parameters()), None)
+        dls_device = getattr(self.dls, 'device', None)
+        if p is None: return dls_device
+        return dls_device if p.device == dls_device else p.device
+
+    def one_batch(self, i: int, b: Any) -> None:
+        "Run batch ``b`` (index ``i``): the whole step in training, up to the loss in validation."
+        self.iter = i
+        b = to_device(b, self._batch_device or self._device_for_batches())
+        self._split(b)
+        self._with_events(self._do_one_batch, 'batch', CancelBatchException)
+
+    def _split(self, b: Any) -> None:
+        if isinstance(b, torch.Tensor): b = (b,)
+        n = getattr(self.dls, 'n_inp', None)
+        if n is None: n = 1 if len(b) == 1 else len(b) - 1
+        self.xb, self.yb = b[:n], b[n:]
+
+    def _do_one_batch(self) -> None:
+        self.pred = self.model(*self.xb)
+        self._fire('after_pred')
+        if len(self.yb):
+            self.loss_grad = self.loss_func(self.pred, *self.yb)
+            self.loss = self.loss_grad.clone()
+        loss, loss_grad = self.loss, self.loss_grad
+        version = loss._version if isinstance(loss, torch.Tensor) else None
+        self._fire('after_loss')
+        if self.loss is not loss or (version is not None and loss._version != version):
+            self._loss_changed(loss_grad)
+        if not self.training or not len(self.yb): return
+        self._with_events(self._backward, 'backward', CancelBackwardException)
+        self._with_events(self._step, 'step', CancelStepException)
+        self.opt.zero_grad()
+
+    def _loss_changed(self, loss_grad: Any) -> None:
+        "A callback changed ``learn.loss`` in after_loss but left ``loss_grad``: back-propagate the new loss."
+        if self.loss_grad is loss_grad and isinstance(self.loss, torch.Tensor) and self.loss.requires_grad:
+            self.loss_grad = self.loss
+
+    def _backward(self) -> None: self.loss_grad.backward()
+    def _step(self) -> None: self.opt.step()
+
+    def _end_cleanup(self) -> None:
+        self.dl, self.xb, self.yb, self.pred, self.loss = None, (None,), (None,), None, None
+
+    # ================================================================== optimizer
+    def create_opt(self) -> None:
+        "Create ``learn.opt`` from ``opt_func``, the splitter's groups and ``learn.lr``."
+        if isinstance(self.opt_func, partial) and 'lr' in self.opt_func.keywords:
+            self.lr = self.opt_func.keywords['lr']
+        if isinstance(self.opt_func, OptimWrapper):
+            self.opt = self.opt_func
+            self.opt.clear_state()
+        else:
+            opt = self.opt_func(self.splitter(self.model), lr=self.lr)
+            if isinstance(opt, torch.optim.Optimizer): opt = OptimWrapper(opt=opt)
+            if not hasattr(opt, 'set_hypers') or not hasattr(opt, 'step'):
+                raise TypeError(f'opt_func must return an optimizer (an OptimWrapper or a torch optimizer), '
+                                f'got {type(opt).__name__}')
+            self.opt = opt
+        state = getattr(self.opt, 'state', None)
+        if state is None or not hasattr(self.opt, 'param_lists'): return
+        if not self.wd_bn_bias:
+            for p in norm_bias_params(self.model, with_bias=True): state[p]['do_wd'] = False
+        if self.train_bn:
+            for p in norm_bias_params(self.model, with_bias=False): state[p]['force_train'] = True
+
+    def freeze_to(self, n: int) -> None:
+        "Train only the parameter groups from ``n`` on; the optimizer's state is reset."
+        if self.opt is None: self.create_opt()
+        self.opt.freeze_to(n)
+        self.opt.clear_state()
+
+    def freeze(self) -> None:
+        "Train only the last parameter group."
+        self.freeze_to(-1)
+
+    def unfreeze(self) -> None:
+        "Train every parameter group."
+        self.freeze_to(0)
+
+    # ================================================================== evaluation
+    @contextmanager
+    def no_logging(self) -> Iterator[None]:
+        "No logger output inside the ``with`` block."
+        with replacing_yield(self, 'logger', noop): yield
+
+    @contextmanager
+    def no_mbar(self) -> Iterator[None]:
+        "No master progress bar inside the ``with`` block."
+        with replacing_yield(self, 'create_mbar', False): yield
+
+    @contextmanager
+    def no_bar(self) -> Iterator[None]:
+        "No ProgressCallback (no bars, no table) inside the ``with`` block."
+        has = [cb for cb in self.cbs if isinstance(cb, ProgressCallback)]
+        self.remove_cbs(has)
+        try: yield
+        finally:
+            if has: self.add_cb(ProgressCallback())
+
+    @contextmanager
+    def loss_not_reduced(self) -> Iterator[None]:
+        "The loss function returns one loss per item inside the ``with`` block."
+        if hasattr(self.loss_func, 'reduction'):
+            with replacing_yield(self.loss_func, 'reduction', 'none'): yield
+        else:
+            with replacing_yield(self, 'loss_func', partial(self.loss_func, reduction='none')): yield
+
+    def __enter__(self) -> 'Learner':
+        self._fire('before_fit'); self._fire('before_epoch')
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc is not None: self.exception = exc
+        try:
+            self._fire_all('after_epoch')
+            self._fire_all('after_fit')
+        finally: self.exception = None
+
+    @contextmanager
+    def validation_context(self, cbs: Any = None, inner: bool = False) -> Iterator[None]:
+        "Around an evaluation pass: no logging, no master bar, ``cbs`` added, fit/epoch events unless ``inner``."
+        with ExitStack() as stack:
+            stack.enter_context(self.no_logging())
+            stack.enter_context(self.no_mbar())
+            stack.enter_context(self.lock)
+            if cbs: stack.enter_context(self.added_cbs(cbs))
+            if not inner: stack.enter_context(self)
+            yield
+
+    def validate(self, ds_idx: int = 1, dl: Any = None, cbs: Any = None) -> list | None:
+        "Evaluate on ``dls[ds_idx]`` (or ``dl``); returns ``[valid_loss, *metrics]``."
+        if dl is None: dl = self.dls[ds_idx]
+        with self.validation_context(cbs=cbs): self._do_epoch_validate(ds_idx, dl)
+        return self.final_record
+
+    def get_preds(self, ds_idx: int = 1, dl: Any = None, with_input: bool = False, with_decoded: bool = False,
+                  with_loss: bool = False, act: Callable | None = None, inner: bool = False, reorder: bool = True,
+                  cbs: Any = None, save_preds: Any = None, save_targs: Any = None, with_preds: bool = True,
+                  with_targs: bool = True, concat_dim: int = 0) -> tuple:
+        """Predictions on ``dls[ds_idx]`` (or ``dl``), in the order of the data:
+        ``(inputs?, preds, targets, decoded?, losses?)``. ``save_preds``/``save_targs`` stream to a folder."""
+        if dl is None: dl = self.dls[ds_idx]
+        dl = sequential_loader(dl)
+        gather = GatherPredsCallback(with_input=with_input, with_loss=with_loss, save_preds=save_preds,
+                                     save_targs=save_targs, with_preds=with_preds, with_targs=with_targs,
+                                     concat_dim=concat_dim)
+        with ExitStack() as stack:
+            stack.enter_context(self.validation_context(cbs=[gather] + listify(cbs), inner=inner))
+            if with_loss: stack.enter_context(self.loss_not_reduced())
+            self._do_epoch_validate(dl=dl)
+            inputs, preds, targs, losses = gather.all_tensors()
+            if act is None: act = getattr(self.loss_func, 'activation', noop)
+            if preds is not None: preds = act(preds)
+            res = ([inputs] if with_input else []) + [preds, targs]
+            if with_decoded: res.append(getattr(self.loss_func, 'decodes', noop)(preds))
+            if with_loss: res.append(losses)
+            return tuple(res)
+
+    def predict(self, item: Any, with_input: bool = False) -> tuple:
+        """Predict one raw item (the model's input, or a tuple of its inputs):
+        ``(decoded, decoded_pred, pred)`` (with the input first when ``with_input``).
+        ``decoded`` goes through ``dls.vocab`` when the DataLoaders has one."""
+        xs = item if isinstance(item, (tuple, list)) else (item,)
+        batch = tuple(torch.as_tensor(x).unsqueeze(0) for x in xs)
+        with replacing_yield(self.dls, 'n_inp', len(batch)) if hasattr(self.dls, 'n_inp') else nullcontext():
+            inp, preds, _, dec = self.get_preds(dl=[batch], with_input=True, with_decoded=True)
+        vocab = getattr(self.dls, 'vocab', None)
+        dec0 = dec[0]
+        full = vocab[int(dec0)] if vocab is not None and dec0.numel() == 1 else dec0
+        res = (full, dec0, preds[0])
+        return (inp[0],) + res if with_input else res
+
+    def to_detach(self, b: Any, cpu: bool = True, gather: bool = True) -> Any:
+        "Detach ``b`` (the current loader's own ``to_detach`` if it has one)."
+        f = getattr(self.dl, 'to_detach', None)
+        return f(b, cpu, gather) if f is not None else to_detach(b, cpu)
+
+    # ================================================================== persistence
+    def _model_file(self, file: Any) -> Any:
+        if not isinstance(file, (str, Path)): return file
+        file = Path(file)
+        return self.path / self.model_dir / (file.name if file.suffix == '.pth' else f'{file.name}.pth') \
+            if not file.is_absolute() else file
+
+    def save(self, file: Any, with_opt: bool = True, pickle_protocol: int = 2) -> Any:
+        "Save the weights (and optimizer state) to ``path/model_dir/file.pth`` atomically; returns the path."
+        target = self._model_file(file)
+        save_model(target, self.model, getattr(self, 'opt', None), with_opt, pickle_protocol=pickle_protocol)
+        return target
+
+    def load(self, file: Any, device: Any = None, with_opt: bool = True, strict: bool = True) -> 'Learner':
+        "Load weights saved by :meth:`save` (``torch.load(weights_only=True)``: no code runs)."
+        if device is None: device = getattr(self.dls, 'device', None)
+        if self.opt is None: self.create_opt()
+        load_model(self._model_file(file), self.model, self.opt, with_opt=with_opt, device=device, strict=strict)
+        return self
+
+    def export(self, fname: str | Path = 'export.pkl', pickle_protocol: int = 2) -> Path:
+        """Pickle the whole Learner (model, loss, callbacks, settings; no data, no optimizer state) to
+        ``path/fname`` atomically, for :func:`load_learner`."""
+        self._end_cleanup()
+        old_dls, old_opt = self.dls, self.opt
+        self.dls = old_dls.new_empty() if hasattr(old_dls, 'new_empty') else None
+        self.opt = None
+        target = self.path / fname
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                atomic_save(self, target, pickle_protocol=pickle_protocol)
+        finally: self.dls, self.opt = old_dls, old_opt
+        return target
+
+    def __getstate__(self) -> dict:
+        state = {k: v for k, v in self.__dict__.items() if k not in ('lock', '_train_cbs', '_valid_cbs', 'exception')}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.RLock()
+        self.exception = None
+        for cb in self.cbs: object.__setattr__(cb, 'learn', self)
+        self._callbacks_changed()
+
+
+def _looks_like_v1(cb: Any) -> bool:
+    target = cb if isinstance(cb, type) else getattr(cb, 'func', cb) if isinstance(cb, partial) else type(cb)
+    if not isinstance(target, type): return False
+    return any(n.startswith('on_') and n.endswith(('_begin', '_end')) for n in dir(target))
+
+
+def load_learner(fname: str | Path, cpu: bool = True) -> Learner:
+    """Load a Learner saved by :meth:`Learner.export`. This unpickles the file, which can run code:
+    only load files you trust (weights alone load safely with :meth:`Learner.load`)."""
+    learn = torch.load(fname, map_location='cpu' if cpu else None, weights_only=False)
+    if cpu and getattr(learn, 'dls', None) is not None and hasattr(learn.dls, 'cpu'): learn.dls.cpu()
+    return learn
+
+
+_LOOP_OUTLINE = [
+    'Start Fit', 'before_fit',
+    'Start Epoch Loop', 'before_epoch',
+    'Start Train', 'before_train',
+    'Start Batch Loop', 'before_batch', 'after_pred', 'after_loss', 'before_backward', 'after_cancel_backward',
+    'after_backward', 'before_step', 'after_cancel_step', 'after_step', 'after_cancel_batch', 'after_batch',
+    'End Batch Loop', 'End Train', 'after_cancel_train', 'after_train',
+    'Start Valid', 'before_validate',
+    'Start Batch Loop', '**CBs same as train batch**', 'End Batch Loop', 'End Valid',
+    'after_cancel_validate', 'after_validate',
+    'End Epoch Loop', 'after_cancel_epoch', 'after_epoch',
+    'End Fit', 'after_cancel_fit', 'after_fit']

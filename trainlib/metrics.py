@@ -1,0 +1,192 @@
+"""Metrics: objects that accumulate over the batches of a phase and give one value at its end.
+
+They accumulate on the device of the predictions: nothing here reads a tensor back to the host
+per batch. ``value`` is read once per epoch by the Recorder.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from .utils import class2attr, find_bs, to_detach
+
+__all__ = ['Metric', 'AvgMetric', 'AvgLoss', 'AvgSmoothLoss', 'ValueMetric', 'AccumMetric', 'mk_metric',
+           'flatten_check', 'accuracy', 'error_rate', 'top_k_accuracy', 'accuracy_multi', 'mse', 'rmse',
+           'mae', 'msle', 'exp_rmspe', 'func_name']
+
+
+def func_name(f: Any) -> str:
+    "The name of a function, of the function behind a partial, or of the object's class."
+    if isinstance(f, partial): return func_name(f.func)
+    return getattr(f, '__name__', type(f).__name__)
+
+
+class Metric:
+    "The metric protocol: ``reset()``, ``accumulate(learn)``, ``value``, ``name``."
+    def reset(self) -> None:
+        "Start a new phase."
+    def accumulate(self, learn: Any) -> None:
+        "Take in the current batch (``learn.pred``, ``learn.yb``, ``learn.loss``...)."
+    @property
+    def value(self) -> Any:
+        "The metric over the batches seen since ``reset``."
+        raise NotImplementedError(f'{type(self).__name__} must define `value`')
+    @property
+    def name(self) -> str:
+        "The column name: snake case of the class name without ``Metric``."
+        return class2attr(self, 'Metric')
+
+
+class AvgMetric(Metric):
+    "The batch-size-weighted mean of ``func(pred, *yb)`` over a phase."
+    def __init__(self, func: Callable) -> None: self.func = func
+    def reset(self) -> None: self.total, self.count = 0., 0
+    def accumulate(self, learn: Any) -> None:
+        bs = find_bs(learn.yb)
+        self.total = self.total + to_detach(self.func(learn.pred, *learn.yb), cpu=False) * bs
+        self.count += bs
+    @property
+    def value(self) -> Any: return self.total / self.count if self.count else None
+    @property
+    def name(self) -> str: return func_name(self.func)
+
+
+class AvgLoss(Metric):
+    "The batch-size-weighted mean of the loss over a phase."
+    def reset(self) -> None: self.total, self.count = 0., 0
+    def accumulate(self, learn: Any) -> None:
+        bs = find_bs(learn.yb)
+        self.total = self.total + learn.loss.mean().detach() * bs
+        self.count += bs
+    @property
+    def value(self) -> Any: return self.total / self.count if self.count else None
+    @property
+    def name(self) -> str: return 'loss'
+
+
+class AvgSmoothLoss(Metric):
+    "The debiased exponential moving average of the loss (``beta=0.98``), kept as a device tensor."
+    def __init__(self, beta: float = 0.98) -> None:
+        self.beta = beta
+        self.reset()
+    def reset(self) -> None: self.count, self.val = 0, torch.tensor(0.)
+    def accumulate(self, learn: Any) -> None:
+        self.count += 1
+        loss = learn.loss.mean().detach()
+        if self.val.device != loss.device: self.val = self.val.to(loss.device)
+        self.val = torch.lerp(loss, self.val, self.beta)
+    @property
+    def value(self) -> torch.Tensor: return self.val / (1 - self.beta ** self.count)
+    @property
+    def name(self) -> str: return 'smooth_loss'
+
+
+class ValueMetric(Metric):
+    "A metric whose value is ``func()`` at the end of the phase (for values computed elsewhere)."
+    def __init__(self, func: Callable, metric_name: str | None = None) -> None:
+        self.func, self.metric_name = func, metric_name
+    @property
+    def value(self) -> Any: return self.func()
+    @property
+    def name(self) -> str: return self.metric_name or func_name(self.func)
+
+
+class AccumMetric(Metric):
+    "Keep every prediction and target of the phase (on their device) and apply ``func`` to them at the end."
+    def __init__(self, func: Callable, dim_argmax: int | None = None, activation: Callable | None = None,
+                 thresh: float | None = None, flatten: bool = True, name: str | None = None, **kwargs) -> None:
+        self.func, self.dim_argmax, self.activation, self.thresh = func, dim_argmax, activation, thresh
+        self.flatten, self.kwargs, self._name = flatten, kwargs, name
+    def reset(self) -> None: self.preds, self.targs = [], []
+    def accumulate(self, learn: Any) -> None:
+        pred = learn.pred.detach()
+        if self.activation is not None: pred = self.activation(pred)
+        if self.dim_argmax is not None: pred = pred.argmax(dim=self.dim_argmax)
+        if self.thresh is not None: pred = pred >= self.thresh
+        self.preds.append(pred)
+        self.targs.append(learn.yb[0].detach())
+    @property
+    def value(self) -> Any:
+        if not self.preds: return None
+        preds, targs = torch.cat(self.preds), torch.cat(self.targs)
+        if self.flatten: preds, targs = flatten_check(preds, targs)
+        return self.func(preds, targs, **self.kwargs)
+    @property
+    def name(self) -> str: return self._name or func_name(self.func)
+
+
+def mk_metric(m: Any) -> Metric:
+    "A Metric from ``m``: a Metric class is instantiated, a Metric kept, a function wrapped in AvgMetric."
+    if isinstance(m, type) and issubclass(m, Metric): return m()
+    if isinstance(m, Metric): return m
+    if not callable(m):
+        raise TypeError(f'metrics: expected a function (pred, *targets) -> value or a Metric, got {m!r}')
+    return AvgMetric(m)
+
+
+def flatten_check(inp: torch.Tensor, targ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "Flatten both tensors and check they have the same number of elements."
+    inp, targ = inp.contiguous().view(-1), targ.contiguous().view(-1)
+    if len(inp) != len(targ):
+        raise ValueError(f'expected predictions and targets of the same size, got {len(inp)} and {len(targ)}')
+    return inp, targ
+
+
+def accuracy(inp: torch.Tensor, targ: torch.Tensor, axis: int = -1) -> torch.Tensor:
+    "Share of items whose argmax over ``axis`` equals the target."
+    pred, targ = flatten_check(inp.argmax(dim=axis), targ)
+    return (pred == targ).float().mean()
+
+
+def error_rate(inp: torch.Tensor, targ: torch.Tensor, axis: int = -1) -> torch.Tensor:
+    "1 - accuracy."
+    return 1 - accuracy(inp, targ, axis=axis)
+
+
+def top_k_accuracy(inp: torch.Tensor, targ: torch.Tensor, k: int = 5, axis: int = -1) -> torch.Tensor:
+    "Share of items whose target is among the ``k`` largest predictions."
+    inp = inp.topk(k=k, dim=axis)[1]
+    targ = targ.unsqueeze(dim=axis).expand_as(inp)
+    return (inp == targ).sum(dim=-1).float().mean()
+
+
+def accuracy_multi(inp: torch.Tensor, targ: torch.Tensor, thresh: float = 0.5, sigmoid: bool = True) -> torch.Tensor:
+    "Multi-label accuracy: prediction above ``thresh`` (after a sigmoid) equals the 0/1 target."
+    if sigmoid: inp = inp.sigmoid()
+    return ((inp > thresh) == targ.bool()).float().mean()
+
+
+def mse(inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+    "Mean squared error."
+    return F.mse_loss(*flatten_check(inp, targ))
+
+
+def mae(inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+    "Mean absolute error."
+    inp, targ = flatten_check(inp, targ)
+    return torch.abs(inp - targ).mean()
+
+
+def msle(inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+    "Mean squared logarithmic error."
+    inp, targ = flatten_check(inp, targ)
+    return F.mse_loss(torch.log(1 + inp), torch.log(1 + targ))
+
+
+def _rmse(inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+    return torch.sqrt(F.mse_loss(inp, targ))
+
+
+def _exp_rmspe(inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+    inp, targ = torch.exp(inp), torch.exp(targ)
+    return torch.sqrt((((targ - inp) / targ) ** 2).mean())
+
+
+rmse = AccumMetric(_rmse, name='rmse')
+"Root mean squared error over the whole phase (not a mean of per-batch values)."
+
+exp_rmspe = AccumMetric(_exp_rmspe, name='exp_rmspe')
+"Root mean squared percentage error of ``exp`` of predictions and targets, over the whole phase."

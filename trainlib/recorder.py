@@ -1,0 +1,169 @@
+"""``Recorder``: losses, learning rates and metrics of a fit, kept per batch and per epoch.
+
+Per batch it only does device arithmetic (the smoothed loss is a tensor); values come to the host
+once per epoch, when the row is logged.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from dataclasses_json import dataclass_json
+
+from .callback import Callback
+from .metrics import AvgLoss, AvgSmoothLoss
+
+__all__ = ['Recorder', 'History', 'format_time']
+
+
+def format_time(t: float) -> str:
+    "Seconds as ``mm:ss`` (or ``h:mm:ss``)."
+    t = int(t)
+    h, m, s = t // 3600, (t // 60) % 60, t % 60
+    return f'{h}:{m:02d}:{s:02d}' if h else f'{m:02d}:{s:02d}'
+
+
+def _to_float(v: Any) -> Any:
+    if isinstance(v, torch.Tensor) and v.numel() == 1: return v.item()
+    if isinstance(v, np.generic): return v.item()
+    return v
+
+
+@dataclass_json
+@dataclass
+class History:
+    "The record of one fit, as plain numbers: what ``Recorder.to_json`` writes."
+    metric_names: list = field(default_factory=list)
+    values: list = field(default_factory=list)
+    losses: list = field(default_factory=list)
+    lrs: list = field(default_factory=list)
+    iters: list = field(default_factory=list)
+    hps: dict = field(default_factory=dict)
+
+
+class Recorder(Callback):
+    """Record the smoothed training loss and lr per batch, and a row of metrics per epoch.
+
+    ``values`` holds one ``[train_loss, valid_loss, *metrics]`` row per epoch (``train_loss`` is
+    the smoothed loss at the end of the epoch); ``losses``/``lrs`` one entry per training batch."""
+    order = 50
+    remove_on_fetch = True
+    _stateattrs = ('lrs', 'iters', 'losses', 'values')
+
+    def __init__(self, add_time: bool = True, train_metrics: bool = False, valid_metrics: bool = True,
+                 beta: float = 0.98) -> None:
+        self.add_time, self.train_metrics, self.valid_metrics = add_time, train_metrics, valid_metrics
+        self.loss, self.smooth_loss = AvgLoss(), AvgSmoothLoss(beta=beta)
+        self.lrs, self.iters, self.losses, self.values = [], [], [], []
+        self.hps: dict = {}
+        self.metric_names: list = []
+        self._train_now = self._valid_now = None
+
+    # ------------------------------------------------------------------ events
+    def before_fit(self) -> None:
+        "Reset the history and build the column names."
+        self.lrs, self.iters, self.losses, self.values = [], [], [], []
+        names = [m.name for m in self._metrics]
+        if self.train_metrics and self.valid_metrics:
+            names = [f'train_{n}' for n in ['loss'] + names] + [f'valid_{n}' for n in ['loss'] + names]
+        elif self.valid_metrics: names = ['train_loss', 'valid_loss'] + names
+        else: names = ['train_loss'] + names
+        self.metric_names = ['epoch'] + names + (['time'] if self.add_time else [])
+        self.smooth_loss.reset()
+        self._train_now, self._valid_now = self._train_mets, self._valid_mets
+
+    def before_epoch(self) -> None:
+        self.cancel_train = self.cancel_valid = False
+        self.start_epoch = time.time()
+        self.log = [self.learn.epoch]
+
+    def before_train(self) -> None:
+        self._train_now = self._train_mets
+        for m in self._train_now[1:]: m.reset()
+
+    def before_validate(self) -> None:
+        self._valid_now = self._valid_mets
+        for m in self._valid_now: m.reset()
+
+    def after_batch(self) -> None:
+        learn = self.learn
+        if len(learn.yb) == 0: return
+        mets = (self._train_now if learn.training else self._valid_now) if self._train_now is not None \
+            and self._valid_now is not None else (self._train_mets if learn.training else self._valid_mets)
+        for m in mets: m.accumulate(learn)
+        if not learn.training: return
+        self.lrs.append(learn.opt.get_hyper('lr'))
+        smooth = self.smooth_loss.value
+        self.losses.append(smooth)
+        learn.smooth_loss = smooth
+
+    def after_cancel_train(self) -> None: self.cancel_train = True
+    def after_cancel_validate(self) -> None: self.cancel_valid = True
+
+    def after_train(self) -> None:
+        self.log += [_to_float(m.value) for m in self._train_mets]
+
+    def after_validate(self) -> None:
+        self.log += [_to_float(m.value) for m in self._valid_mets]
+
+    def after_epoch(self) -> None:
+        learn = self.learn
+        learn.final_record = self.log[1:].copy()
+        self.values.append(learn.final_record)
+        if self.add_time: self.log.append(format_time(time.time() - self.start_epoch))
+        learn.logger(self.log)
+        self.iters.append(self.smooth_loss.count)
+
+    # ------------------------------------------------------------------ metrics of each phase
+    @property
+    def _metrics(self) -> list:
+        return list(getattr(self.learn, 'metrics', []) or []) if self.learn is not None else []
+
+    @property
+    def _train_mets(self) -> list:
+        if getattr(self, 'cancel_train', False): return []
+        return [self.smooth_loss] + (self._metrics if self.train_metrics else [])
+
+    @property
+    def _valid_mets(self) -> list:
+        if getattr(self, 'cancel_valid', False): return []
+        return [self.loss] + (self._metrics if self.valid_metrics else [])
+
+    # ------------------------------------------------------------------ export and plots
+    def history(self) -> History:
+        "The history of the last fit as plain numbers."
+        return History(metric_names=list(self.metric_names),
+                       values=[[_to_float(v) for v in row] for row in self.values],
+                       losses=[_to_float(v) for v in self.losses], lrs=[_to_float(v) for v in self.lrs],
+                       iters=list(self.iters),
+                       hps={k: [_to_float(v) for v in vs] for k, vs in getattr(self, 'hps', {}).items()})
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        "The history as JSON text; also written to ``path`` when given."
+        text = self.history().to_json()
+        if path is not None: Path(path).write_text(text)
+        return text
+
+    def plot_loss(self, skip_start: int = 5, with_valid: bool = True, log: bool = False,
+                  show_epochs: bool = False, ax: Any = None) -> Any:
+        "Plot the smoothed training loss (from batch ``skip_start``) and the validation loss per epoch."
+        import matplotlib.pyplot as plt
+        if ax is None: _, ax = plt.subplots()
+        losses = [_to_float(v) for v in self.losses]
+        ax.plot(list(range(skip_start, len(losses))), losses[skip_start:], label='train')
+        if show_epochs:
+            for x in self.iters: ax.axvline(x, color='grey', ls=':')
+        if with_valid and self.values and 'valid_loss' in self.metric_names:
+            idx = self.metric_names.index('valid_loss') - 1
+            pts = [(it, row[idx]) for it, row in zip(self.iters, self.values)
+                   if it >= skip_start and len(row) > idx]
+            if pts: ax.plot(*zip(*pts), label='valid')
+            ax.legend()
+        if log: ax.set_yscale('log')
+        ax.set_xlabel('iteration'); ax.set_ylabel('loss')
+        return ax
