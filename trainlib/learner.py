@@ -190,8 +190,9 @@ class Learner:
     def added_cbs(self, cbs: Any) -> Iterator['Learner']:
         "Add ``cbs`` for the duration of the ``with`` block."
         added_before = list(self.cbs)
-        self.add_cbs(cbs)
-        try: yield self
+        try:
+            self.add_cbs(cbs)
+            yield self
         finally: self.remove_cbs([c for c in self.cbs if c not in added_before])
 
     @contextmanager
