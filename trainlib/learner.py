@@ -19,6 +19,7 @@ from .callback import Callback, CallbackError, build_dispatch, event_method, sor
 from .callbacks.core import CastToTensor, SkipToEpoch, TrainEvalCallback
 from .callbacks.preds import GatherPredsCallback
 from .data import sequential_loader
+from . import lr_finder as _lr_finder, schedule as _schedule
 from .events import (EVENTS, CancelBackwardException, CancelBatchException, CancelEpochException, CancelException,
                      CancelFitException, CancelStepException, CancelTrainException, CancelValidException)
 from .metrics import mk_metric
@@ -397,6 +398,13 @@ class Learner:
 
     def _end_cleanup(self) -> None:
         self.dl, self.xb, self.yb, self.pred, self.loss = None, (None,), (None,), None, None
+
+    # ================================================================== training recipes (trainlib.schedule)
+    fit_one_cycle = _schedule.fit_one_cycle
+    fit_flat_cos = _schedule.fit_flat_cos
+    fit_sgdr = _schedule.fit_sgdr
+    fine_tune = _schedule.fine_tune
+    lr_find = _lr_finder.lr_find
 
     # ================================================================== optimizer
     def create_opt(self) -> None:
