@@ -24,10 +24,10 @@ import trainlib.v1.imports as v1imports
 from trainlib.v1.lazy import LazyModule, lazy_class
 
 HERE = Path(__file__).parent
-if str(HERE) not in sys.path: sys.path.insert(0, str(HERE))
-from fa1_describe import describe  # noqa: E402  (shared with tests/oracle_scripts/record_fa1_helpers.py)
 GOLDEN = HERE.parent / 'golden'
 CORPUS = HERE / 'corpus' / 'fa1_style_callbacks.py'
+if str(HERE) not in sys.path: sys.path.insert(0, str(HERE))
+from fa1_describe import describe  # noqa: E402  (shared with tests/oracle_scripts/record_fa1_helpers.py)
 
 
 def star_namespace() -> dict:
@@ -50,7 +50,7 @@ def names_in(section: str) -> set:
 def kind_matches(kind: str, obj) -> bool:
     if kind == 'module': return inspect.ismodule(obj)
     if kind == 'class': return isinstance(obj, type)
-    if kind == 'function': return callable(obj) and not isinstance(obj, type) or obj in (dict, type)
+    if kind == 'function': return callable(obj) and not isinstance(obj, type)
     if kind == 'typing alias': return type(obj).__module__ == 'typing' or obj is typing.Any or isinstance(obj, type)
     return not callable(obj)
 
