@@ -1,3 +1,4 @@
 "Stock v2 callbacks."
 from .core import *
 from .preds import *
+from .tracker import *
