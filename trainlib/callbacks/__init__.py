@@ -2,3 +2,4 @@
 from .core import *
 from .preds import *
 from .tracker import *
+from .training import *
