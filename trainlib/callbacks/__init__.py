@@ -3,3 +3,4 @@ from .core import *
 from .preds import *
 from .tracker import *
 from .training import *
+from .logging import *
