@@ -126,6 +126,14 @@ def test_trackers_stay_quiet_in_validate_and_get_preds(quiet_learner, capsys):
     assert not (learn.path / 'models').exists()
 
 
+def test_trackers_switch_off_under_an_lr_finder(quiet_learner):
+    class LRFinder(Callback):
+        "Stands for the lr finder (what matters is its name, ``lr_finder``)."
+    learn = quiet_learner(cbs=EarlyStoppingCallback(monitor='no_such_column', patience=0))
+    learn.fit(2, cbs=LRFinder())                  # no error about the column, no stop
+    assert learn.epoch == 1 and learn.early_stopping.run
+
+
 # ---------------------------------------------------------------- SaveModelCallback
 def models(learn):
     return f'files={sorted(p.name for p in (learn.path / "models").iterdir())}'

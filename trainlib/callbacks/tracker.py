@@ -34,9 +34,11 @@ class TerminateOnNaNCallback(Callback):
     ``check_every=1`` (the default, fastai's behaviour): every batch's loss is checked, so the fit
     stops on the very batch whose loss is not finite, before the Recorder takes it in. Knowing it
     on the host costs one device read per batch (a host sync); only Learners that add this callback
-    pay it (it is not a default one). ``check_every=N``: a flag is kept on the device (no sync) and
-    read every N batches and at the end of each phase, so the fit stops at most N-1 batches after
-    the bad one, and the Recorder may have taken those batches in (its smoothed loss is then nan).
+    pay it (it is not a default one). ``check_every=N``: the losses are summed on the device (no
+    sync; nan and inf survive a sum) and the sum is read every N batches and at the end of each
+    phase, so the fit stops at most N-1 batches after the bad one, and the Recorder may have taken
+    those batches in (its smoothed loss is then nan). On the CPU both ways cost a few microseconds
+    per batch; on an accelerator the window saves a pipeline stall per batch.
 
     Better than fastai: it only acts in a fit, so ``validate``/``get_preds`` of a broken model
     return their (nan) numbers instead of escaping with a ``CancelFitException``."""
@@ -45,20 +47,20 @@ class TerminateOnNaNCallback(Callback):
     def __init__(self, check_every: int = 1) -> None:
         _check_count('TerminateOnNaNCallback', 'check_every', check_every, 1)
         self.check_every = check_every
-        self._all_finite, self._seen, self._fitting = None, 0, False
+        self._total, self._seen, self._fitting = None, 0, False
 
-    def before_fit(self) -> None: self._all_finite, self._seen, self._fitting = None, 0, False
+    def before_fit(self) -> None: self._total, self._seen, self._fitting = None, 0, False
     def before_train(self) -> None: self._fitting = True
     def after_fit(self) -> None: self._fitting = False
 
     def after_batch(self) -> None:
         loss = self.learn.loss
         if not self._fitting or not isinstance(loss, torch.Tensor): return
-        finite = torch.isfinite(loss).all()
         if self.check_every == 1:
-            if not finite: raise CancelFitException
+            if not torch.isfinite(loss).all(): raise CancelFitException
             return
-        self._all_finite = finite if self._all_finite is None else self._all_finite & finite
+        total = loss.detach().float().sum()   # nan and inf survive a sum (float32: no overflow of halves)
+        self._total = total if self._total is None else self._total + total
         self._seen += 1
         if self._seen % self.check_every == 0: self._check()
 
@@ -66,8 +68,8 @@ class TerminateOnNaNCallback(Callback):
     def after_validate(self) -> None: self._check()
 
     def _check(self) -> None:
-        flag, self._all_finite = self._all_finite, None
-        if flag is not None and not flag: raise CancelFitException
+        total, self._total = self._total, None
+        if total is not None and not torch.isfinite(total): raise CancelFitException
 
 
 class TrackerCallback(Callback):
