@@ -80,10 +80,9 @@ def test_scaler_skips_the_step_on_inf_gradients_and_backs_off(quiet_learner, fp1
     def poison(learn):
         if learn.iter == 2: learn.model.a.grad.fill_(float('inf'))
     weights, events = [], []
-    learn = quiet_learner(cbs=[MixedPrecision(init_scale=256., growth_interval=1000),
-                               probe(0, after_backward=poison,
-                                     after_cancel_step=lambda l: events.append(('cancel_step', l.iter)),
-                                     after_batch=lambda l: weights.append(l.model.a.detach().clone()) if l.training else None)])
+    watch = probe(0, after_backward=poison, after_cancel_step=lambda l: events.append(('cancel_step', l.iter)),
+                  after_batch=lambda l: weights.append(l.model.a.detach().clone()) if l.training else None)
+    learn = quiet_learner(cbs=[MixedPrecision(init_scale=256., growth_interval=1000), watch])
     learn.fit(1)
     assert events == [('cancel_step', 2)]
     assert torch.equal(weights[1], weights[2]) and not torch.equal(weights[2], weights[3])

@@ -4,8 +4,9 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from trainlib import (ActivationStats, BnFreeze, CollectDataCallback, CSVLogger, EarlyStoppingCallback, GradientAccumulation,
-                      GradientClip, MixedPrecision, ReduceLROnPlateau, SaveModelCallback, TerminateOnNaNCallback)
+from trainlib import (ActivationStats, BnFreeze, CollectDataCallback, CSVLogger, EarlyStoppingCallback,
+                      GradientAccumulation, GradientClip, MixedPrecision, ReduceLROnPlateau, SaveModelCallback,
+                      TerminateOnNaNCallback)
 from trainlib.callbacks import fp16
 
 READS = ('item', 'tolist', 'cpu', 'numpy', '__bool__', '__float__', '__int__')

@@ -43,8 +43,9 @@ def same_weights(model, state):
 def test_terminate_on_nan_stops_on_the_batch_before_the_recorder_sees_it(quiet_learner, fa2):
     learn = quiet_learner(n_trn=10, cbs=[TerminateOnNaNCallback(), PoisonLoss(at=13)])
     learn.fit(3)
-    assert [f'epoch={learn.epoch} iter={learn.iter} train_iter={learn.train_iter} '        # stopped on batch 3 of
-            f'losses={len(learn.recorder.losses)} rows={len(learn.recorder.values)}'] == fa2['terminate_on_nan']  # epoch 1
+    report = (f'epoch={learn.epoch} iter={learn.iter} train_iter={learn.train_iter} '    # stopped on batch 3 of
+              f'losses={len(learn.recorder.losses)} rows={len(learn.recorder.values)}')     # epoch 1
+    assert [report] == fa2['terminate_on_nan']
     assert all(math.isfinite(float(v)) for v in learn.recorder.losses)
 
 

@@ -167,7 +167,7 @@ class EarlyStoppingCallback(_PatientTracker):
 
 
 class ReduceLROnPlateau(_PatientTracker):
-    "Divide every group's lr by ``factor`` (not below ``min_lr``) when ``monitor`` has not improved for ``patience`` epochs."
+    "Divide each group's lr by ``factor`` (down to ``min_lr``) after ``patience`` epochs without improvement."
     order = TrackerCallback.order + 2
 
     def __init__(self, monitor: str = 'valid_loss', comp: Callable | None = None, min_delta: float = 0.,
@@ -192,18 +192,19 @@ class SaveModelCallback(TrackerCallback):
 
     ``every_epoch=True`` saves after every epoch instead, ``every_epoch=N`` after every N-th (epochs
     0, N, 2N...), as ``{fname}_{epoch}``, and loads nothing. ``at_end=True`` saves the final model as
-    ``fname`` after the fit (over the last improvement) instead of loading the best. Files go through ``learn.save`` (atomic: an interrupted save
-    never leaves a broken checkpoint; fastai writes in place). Better than fastai: after the fit it
-    loads only a file this fit saved (fastai loads whatever ``fname`` is on disk, possibly a stale one,
-    or fails when no epoch improved, e.g. with nan losses); the best model is loaded also when the
-    fit fails; ``at_end`` does not save the weights of a failed fit; ``validate()`` saves nothing."""
+    ``fname`` after the fit (over the last improvement) instead of loading the best. Files go through
+    ``learn.save`` (atomic: an interrupted save never leaves a broken checkpoint; fastai writes in
+    place). Better than fastai: after the fit it loads only a file this fit saved (fastai loads
+    whatever ``fname`` is on disk, possibly a stale one, or fails when no epoch improved, e.g. with
+    nan losses); the best model is loaded also when the fit fails; ``at_end`` does not save the
+    weights of a failed fit; ``validate()`` saves nothing."""
     order = TrackerCallback.order + 1
 
     def __init__(self, monitor: str = 'valid_loss', comp: Callable | None = None, min_delta: float = 0.,
                  fname: str = 'model', every_epoch: bool | int = False, at_end: bool = False,
                  with_opt: bool = False, reset_on_fit: bool = True) -> None:
         super().__init__(monitor=monitor, comp=comp, min_delta=min_delta, reset_on_fit=reset_on_fit)
-        if every_epoch is not True and every_epoch is not False: _check_count('SaveModelCallback', 'every_epoch', every_epoch, 1)
+        if not isinstance(every_epoch, bool): _check_count('SaveModelCallback', 'every_epoch', every_epoch, 0)
         if every_epoch and at_end:
             raise ValueError('SaveModelCallback: every_epoch and at_end cannot both be set (at_end saves '
                              'the final model as `fname`, every_epoch saves `fname_{epoch}`)')
