@@ -17,6 +17,7 @@ import torch
 
 from .callback import Callback, CallbackError, build_dispatch, event_method, sort_callbacks, validate_callback
 from .callbacks.core import CastToTensor, SkipToEpoch, TrainEvalCallback
+from .callbacks.fp16 import MixedPrecision
 from .callbacks.preds import GatherPredsCallback
 from .data import sequential_loader
 from . import lr_finder as _lr_finder, schedule as _schedule
@@ -441,6 +442,19 @@ class Learner:
     def unfreeze(self) -> None:
         "Train every parameter group."
         self.freeze_to(0)
+
+    # ================================================================== precision
+    def to_fp16(self, **kwargs: Any) -> 'Learner':
+        "Train in float16 mixed precision (bfloat16 off CUDA): ``MixedPrecision(**kwargs)`` replaces any other."
+        return self.to_fp32().add_cb(MixedPrecision(**kwargs))
+
+    def to_bf16(self) -> 'Learner':
+        "Train in bfloat16 mixed precision: ``MixedPrecision(amp_mode='bf16')`` replaces any other."
+        return self.to_fp32().add_cb(MixedPrecision(amp_mode='bf16'))
+
+    def to_fp32(self) -> 'Learner':
+        "Train in float32: remove the MixedPrecision callbacks."
+        return self.remove_cb(MixedPrecision)
 
     # ================================================================== evaluation
     @contextmanager
