@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import heapq
 import inspect
+import sys
 import types
 import warnings
 from functools import partial
@@ -148,19 +149,28 @@ def validate_callback(cb: Any) -> None:
             _check_event_signature(cb, label, name)
             if name in LEGACY_EVENT_NAMES:
                 warnings.warn(f'callback `{label}`: the event name `{name}` is deprecated, use '
-                              f'`{LEGACY_EVENT_NAMES[name]}`', DeprecationWarning, stacklevel=4)
+                              f'`{LEGACY_EVENT_NAMES[name]}`', DeprecationWarning, stacklevel=_user_stacklevel())
             continue
         value = getattr(type(cb), name, cb.__dict__.get(name))
         if not callable(value) or isinstance(value, (type, property)): continue
         if name in _V1_EVENT_HINTS:
             warnings.warn(f'callback `{label}` defines `{name}`, a fastai-1 event name that a v2 callback never '
                           f'receives: rename it `{_V1_EVENT_HINTS[name]}` or subclass trainlib.v1.Callback',
-                          stacklevel=4)
+                          stacklevel=_user_stacklevel())
             continue
         close = difflib.get_close_matches(name, EVENTS + tuple(LEGACY_EVENT_NAMES), n=1, cutoff=0.85)
         if close:
             warnings.warn(f'callback `{label}` defines `{name}`, which is not an event and will never be called; '
-                          f'did you mean `{close[0]}`?', stacklevel=4)
+                          f'did you mean `{close[0]}`?', stacklevel=_user_stacklevel())
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside trainlib (the user's
+    ``add_cb``/``Learner(...)`` line), so that it is shown, DeprecationWarnings included."""
+    frame, level = sys._getframe(1), 1       # level 1 is the function that calls warnings.warn
+    while frame is not None and frame.f_globals.get('__name__', '').partition('.')[0] == 'trainlib':
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _check_event_signature(cb: Any, label: str, name: str) -> None:
