@@ -42,10 +42,15 @@ _LEVELS = {name: (f'before_{name}', f'after_cancel_{name}', f'after_{name}')
            for name in ('fit', 'epoch', 'train', 'validate', 'batch', 'backward', 'step')}
 
 
+def _owner(method: Any) -> Any:
+    "The callback behind a dispatch-table entry (a bound method, or a partial of its ``__call__``)."
+    return getattr(method, '__self__', None) or getattr(getattr(method, 'func', None), '__self__', None)
+
+
 def _annotate(exc: BaseException, method: Any, event: str) -> None:
     "Add a note naming the callback and the event to ``exc`` (once: the innermost place wins)."
     if getattr(exc, '_trainlib_noted', False): return
-    cb = getattr(method, '__self__', None) or getattr(getattr(method, 'func', None), '__self__', None)
+    cb = _owner(method)
     who = type(cb).__name__ if cb is not None else getattr(method, '__qualname__', repr(method))
     add_note(exc, f'Exception occurred in `{who}` when calling event `{event}`')
     try: exc._trainlib_noted = True
@@ -81,6 +86,7 @@ class Learner:
         self.smooth_loss = self.final_record = None
         self._batch_device = None
         self.cbs: list = []
+        self._dispatch_gen = 0
         self._train_cbs, self._valid_cbs = build_dispatch([])
         self.metrics = metrics
         if default_cbs: self.add_cbs(defaults.callbacks or [])
@@ -205,6 +211,12 @@ class Learner:
     def _callbacks_changed(self) -> None:
         "Rebuild the dispatch tables (called whenever the set of callbacks or their flags change)."
         self._train_cbs, self._valid_cbs = build_dispatch(self.cbs)
+        self._dispatch_gen += 1
+
+    def _still_listens(self, method: Any, event: str) -> bool:
+        "After the tables changed in the middle of ``event``: is ``method``'s callback still in its dispatch?"
+        owner = _owner(method)
+        return any(_owner(m) is owner for m in (self._train_cbs if self.training else self._valid_cbs)[event])
 
     def ordered_cbs(self, event: str) -> list:
         "The callbacks that implement ``event``, in the order they run."
@@ -236,8 +248,12 @@ class Learner:
     def _fire(self, event: str) -> None:
         methods = (self._train_cbs if self.training else self._valid_cbs)[event]
         if not methods: return
+        gen = self._dispatch_gen
         try:
-            for m in methods: m()
+            for m in methods:
+                # A callback switched off (run=False) by an earlier one in this same event is skipped.
+                if self._dispatch_gen != gen and not self._still_listens(m, event): continue
+                m()
         except CancelException: raise
         except BaseException as e:
             _annotate(e, m, event)
@@ -245,8 +261,9 @@ class Learner:
 
     def _fire_all(self, event: str) -> None:
         "Fire ``event`` to every listener even if some fail (cleanup events); then raise the first failure."
-        first = None
+        first, gen = None, self._dispatch_gen
         for m in list((self._train_cbs if self.training else self._valid_cbs)[event]):
+            if self._dispatch_gen != gen and not self._still_listens(m, event): continue
             try: m()
             except BaseException as e:
                 if not isinstance(e, CancelException): _annotate(e, m, event)
