@@ -363,7 +363,9 @@ class Learner:
         self._with_events(self._do_one_batch, 'batch', CancelBatchException)
 
     def _split(self, b: Any) -> None:
+        "``learn.xb``, ``learn.yb``: tuples, as fastai's loaders give them (torch's collate gives lists)."
         if isinstance(b, torch.Tensor): b = (b,)
+        elif isinstance(b, list): b = tuple(b)
         n = getattr(self.dls, 'n_inp', None)
         if n is None: n = 1 if len(b) == 1 else len(b) - 1
         self.xb, self.yb = b[:n], b[n:]
