@@ -40,13 +40,16 @@ class DataLoaders:
     """The loaders of a Learner: ``dls[0]`` (``train``), ``dls[1]`` (``valid``), more if given.
 
     ``device``: where batches go (default: CUDA when available). ``n_inp``: how many elements of a
-    batch are inputs (default: all but the last)."""
+    batch are inputs (default: all but the last). ``vocab``: the class names, by index, that
+    ``Learner.predict`` decodes a class prediction into."""
 
-    def __init__(self, *loaders: Any, path: str | Path = '.', device: Any = None, n_inp: int | None = None) -> None:
+    def __init__(self, *loaders: Any, path: str | Path = '.', device: Any = None, n_inp: int | None = None,
+                 vocab: Sequence | None = None) -> None:
         self.loaders = list(loaders)
         self.path = Path(path)
         self.device = torch.device(device) if device is not None else default_device()
         self.n_inp = n_inp
+        self.vocab = vocab
 
     def __getitem__(self, i: int) -> Any: return self.loaders[i]
     def __len__(self) -> int: return len(self.loaders)
@@ -87,19 +90,19 @@ class DataLoaders:
 
     def new_empty(self) -> 'DataLoaders':
         "A DataLoaders with the same settings and no data (what ``export`` keeps)."
-        return DataLoaders(path=self.path, device=self.device, n_inp=self.n_inp)
+        return DataLoaders(path=self.path, device=self.device, n_inp=self.n_inp, vocab=self.vocab)
 
     @classmethod
     def from_dsets(cls, *dsets: Dataset, bs: int = 64, shuffle_train: bool = True, drop_last_train: bool | None = None,
                    num_workers: int = 0, path: str | Path = '.', device: Any = None, n_inp: int | None = None,
-                   **kwargs: Any) -> 'DataLoaders':
+                   vocab: Sequence | None = None, **kwargs: Any) -> 'DataLoaders':
         """Loaders over datasets: the first shuffled (and dropping its last partial batch, as fastai
         does), the others in order. ``kwargs`` go to every torch DataLoader."""
         if not dsets: raise ValueError('DataLoaders.from_dsets needs at least one dataset')
         drop = shuffle_train if drop_last_train is None else drop_last_train
         loaders = [DataLoader(ds, batch_size=bs, shuffle=(i == 0 and shuffle_train), drop_last=(i == 0 and drop),
                               num_workers=num_workers, **kwargs) for i, ds in enumerate(dsets)]
-        return cls(*loaders, path=path, device=device, n_inp=n_inp)
+        return cls(*loaders, path=path, device=device, n_inp=n_inp, vocab=vocab)
 
     def __repr__(self) -> str:
         return f'DataLoaders({len(self.loaders)} loaders, device={self.device})'
