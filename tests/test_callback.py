@@ -3,23 +3,8 @@ import warnings
 
 import pytest
 
-from trainlib import Callback, CallbackError, Recorder, noop
-from trainlib.testing import synth_learner
-
-
-def quiet_learner(**kwargs):
-    "A synthetic regression Learner (1 train batch, 1 valid batch) that prints nothing."
-    learn = synth_learner(n_trn=1, n_val=1, **kwargs)
-    learn.logger = noop
-    return learn
-
-
-def recording(name, events, log, **attrs):
-    "A Callback subclass called ``name`` whose methods for ``events`` append ``(event, name)`` to ``log``."
-    def method(event):
-        def f(self): log.append((event, name))
-        return f
-    return type(name, (Callback,), {**{e: method(e) for e in events}, **attrs})
+from tiny import quiet_learner, recording
+from trainlib import Callback, CallbackError, Recorder
 
 
 # ---------------------------------------------------------------------------------------- names
