@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
 
 from .utils import default_device, to_device
 
@@ -26,11 +26,13 @@ def sequential_loader(dl: Any) -> Any:
 
     Returns ``dl`` itself when it already is one; a torch DataLoader is rebuilt with its batch size,
     collate function and workers; any other loader is used as it is."""
-    if not isinstance(dl, DataLoader): return dl
-    if isinstance(dl.sampler, SequentialSampler) and not dl.drop_last: return dl
-    if dl.batch_size is None:
+    if not isinstance(dl, DataLoader) or dl.batch_sampler is None: return dl   # (the dataset yields batches)
+    if dl.batch_size is None:                   # a batch_sampler of the user's: its order is its own
+        bs = dl.batch_sampler
+        if isinstance(bs, BatchSampler) and isinstance(bs.sampler, SequentialSampler) and not bs.drop_last: return dl
         raise ValueError('get_preds: the DataLoader uses a custom batch_sampler; pass dl= a loader that '
                          'yields the items in order')
+    if isinstance(dl.sampler, SequentialSampler) and not dl.drop_last: return dl
     return DataLoader(dl.dataset, batch_size=dl.batch_size, shuffle=False, drop_last=False,
                       collate_fn=dl.collate_fn, num_workers=dl.num_workers, pin_memory=dl.pin_memory,
                       worker_init_fn=dl.worker_init_fn)
@@ -51,7 +53,11 @@ class DataLoaders:
         self.n_inp = n_inp
         self.vocab = vocab
 
-    def __getitem__(self, i: int) -> Any: return self.loaders[i]
+    def __getitem__(self, i: int) -> Any:
+        try: return self.loaders[i]
+        except IndexError:
+            raise IndexError(f'DataLoaders has {len(self.loaders)} loader(s): there is no dls[{i}]'
+                             f'{" (the validation loader)" if i == 1 else ""}') from None
     def __len__(self) -> int: return len(self.loaders)
 
     @property
@@ -62,7 +68,7 @@ class DataLoaders:
     @property
     def valid(self) -> Any:
         "The validation loader."
-        return self.loaders[1]
+        return self[1]
 
     @property
     def train_ds(self) -> Any:
