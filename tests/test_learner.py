@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tiny import blobs_dls, blobs_learner, quiet_learner, recording
+from tiny import blobs_learner, quiet_learner, recording
 from trainlib import (SGD, Adam, CancelFitException, Callback, CallbackError, CastToTensor, DataLoaders, Learner,
                       MSELossFlat, ProgressCallback, Recorder, TrainEvalCallback, before_batch_cb, load_learner, noop)
 from trainlib.testing import RegModel, synth_dbunch
@@ -407,6 +407,15 @@ def test_get_preds_in_data_order_with_activation():
     with torch.no_grad(): expected = F.softmax(learn.model(x), dim=-1)
     torch.testing.assert_close(preds, expected)
     assert torch.equal(targs, y)
+
+
+def test_get_preds_on_a_given_loader_in_its_data_order():
+    learn = blobs_learner()
+    x, y = learn.dls.valid_ds.tensors
+    shuffled = DataLoader(TensorDataset(x, y), batch_size=6, shuffle=True, drop_last=True)
+    preds, targs = learn.get_preds(dl=shuffled)       # every item, in order
+    assert torch.equal(targs, y)
+    with torch.no_grad(): torch.testing.assert_close(preds, F.softmax(learn.model(x), dim=-1))
 
 
 def test_get_preds_with_everything():

@@ -5,9 +5,8 @@ import sys
 import pytest
 
 from tiny import blobs_learner
-from trainlib import Callback, ProgressCallback, accuracy, progress_disabled, set_progress, top_k_accuracy
+from trainlib import Callback, ProgressCallback, accuracy, defaults, progress_disabled, set_progress, top_k_accuracy
 from trainlib.progress import format_row
-from trainlib.utils import defaults
 
 
 class FakeTerminal(io.StringIO):

@@ -11,7 +11,7 @@ from trainlib import Callback, CancelTrainException, CancelValidException, Histo
 
 def fitted(recorder=None, epochs=2, **kwargs):
     "A blobs Learner (3 train batches, 2 valid batches) fitted for ``epochs`` with ``recorder``'s settings."
-    learn = blobs_learner(metrics=[accuracy], default_cbs=True, **kwargs)
+    learn = blobs_learner(metrics=[accuracy], **kwargs)
     if recorder is not None:
         learn.remove_cb(Recorder)
         learn.add_cb(recorder)
