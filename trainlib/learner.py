@@ -147,11 +147,12 @@ class Learner:
             raise CallbackError(f'callback `{type(cb).__name__}` would be registered as `learn.{name}`, which is '
                                 f'a Learner {"property" if isinstance(getattr(type(self), name), property) else "method"}; '
                                 f'give the class another name or set `name = "..."` on it')
-        old = self.__dict__.get(name)
-        if old is None: return
-        if not isinstance(old, Callback):
+        if name not in self.__dict__: return
+        old = self.__dict__[name]
+        if not isinstance(old, Callback):       # learn.opt, learn.loss ... (even while they are None)
             raise CallbackError(f'callback `{type(cb).__name__}` would be registered as `learn.{name}`, which '
-                                f'already holds the Learner state {type(old).__name__}; rename the callback')
+                                f'already holds the Learner state {"None" if old is None else type(old).__name__}; '
+                                f'rename the callback')
         if type(old) is not type(cb) and old in self.cbs:
             raise CallbackError(f'callbacks `{type(old).__name__}` and `{type(cb).__name__}` both want to be '
                                 f'`learn.{name}`; give one of them another `name`')
