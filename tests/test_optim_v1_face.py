@@ -186,3 +186,26 @@ def test_a_v1_wrapper_survives_deepcopy():
     twin = copy.deepcopy(opt)
     twin.lr = 0.5
     assert (opt.lr, twin.lr, twin.bn_wd, twin.true_wd) == (0.01, 0.5, False, True)
+
+
+def test_create_accepts_a_trainlib_opt_func():
+    "create(trainlib.Adam, ...) builds on its torch optimizer, keeping fastai 2's eps and betas."
+    groups = make_groups()
+    opt = OptimWrapper.create(Adam, 0.01, groups, wd=0.1, true_wd=True)
+    assert (opt.lr, opt.mom, opt.beta, opt.wd, opt.get_stat('eps')) == (0.01, 0.9, 0.99, 0.1, 1e-5)
+    assert len(opt.param_groups) == 4 and opt.true_wd
+
+
+def test_a_callback_writing_the_v1_properties_drives_the_v2_loop():
+    "A fastai-1 style write (`learn.opt.lr = ...`) inside a fit is what the step uses and the Recorder logs."
+    from trainlib import Callback, ProgressCallback, noop
+    from trainlib.testing import synth_learner
+
+    class V1StyleScheduler(Callback):
+        def before_batch(self):
+            self.learn.opt.lr, self.learn.opt.mom = 0.05, 0.5
+    learn = synth_learner(cbs=V1StyleScheduler())
+    learn.remove_cb(ProgressCallback); learn.logger = noop
+    learn.fit(1, lr=0.1)
+    assert learn.recorder.lrs == [0.05] * 10
+    assert learn.opt.opt.param_groups[0]['momentum'] == 0.5 and learn.opt.hypers[-1]['mom'] == 0.5

@@ -18,7 +18,8 @@ gives None for unknown public names.
 
 **Weight decay** is either torch's own (``decouple_wd=None``: ``weight_decay`` in the groups) or the
 wrapper's, kept in the groups under ``'wd'`` and applied before the torch step: decoupled
-(``p *= 1 - lr*wd``, fastai's default, v1's ``true_wd``) or as L2 (``grad += wd*p``). Parameters
+(``p *= 1 - lr*wd``, fastai's default, v1's ``true_wd``) or as L2 (``grad += wd*p``); an optimizer
+without ``weight_decay`` (trainlib's own algorithms) always gets the wrapper's. Parameters
 flagged ``state[p]['do_wd'] = False`` (norm layers and biases unless ``Learner(wd_bn_bias=True)``)
 are never decayed: the wrapper skips them, and when torch owns the decay they are moved, at the next
 step, into the no-wd companion group whose ``weight_decay`` is 0. (fastai 2.8 ignores ``wd_bn_bias``
@@ -50,6 +51,7 @@ pytorch_hp_map = {'momentum': 'mom', 'weight_decay': 'wd', 'alpha': 'sqr_mom', '
 "torch param-group key -> fastai hyper-parameter name (tuples are split as ``key__i``)."
 
 _HIDDEN_KEYS = frozenset(('params', 'initial_lr', 'do_wd'))
+_SCALARS = frozenset((float, int, np.float64, np.float32))
 _V1_NAMES = {'lr': 'lr', 'mom': 'mom', 'beta': 'sqr_mom', 'wd': 'wd'}
 _NO_WD_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm)
 _BIAS_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -173,6 +175,7 @@ class OptimWrapper:
         self.state = ParamState()
         self.frozen_idx = 0
         self._keys: dict = {}
+        self._plans: dict = {}
         self._decouple_wd: bool | None = None
         if isinstance(opt, torch.optim.Optimizer):
             if params is not None:
@@ -218,7 +221,7 @@ class OptimWrapper:
             else: layout.append([i])
         self._layout, self._main = layout, [idxs[0] for idxs in layout]
         self._n_torch, self._tick_seen = len(groups), -1
-        self._keys.clear()
+        self._keys.clear(); self._plans.clear()
 
     def _groups(self) -> list[dict]:
         "The torch groups, after re-reading the layout if somebody added groups to the torch optimizer."
@@ -303,22 +306,28 @@ class OptimWrapper:
         self._keys[name] = r
         return r
 
-    def _to_fastai(self, key: str) -> str | None:
-        if key == 'wd': return 'wd'
-        if key == 'weight_decay' and self._decouple_wd is not None: return None
-        return self.fwd_map.get(key, key)
+    def _plan(self, g: dict) -> list[tuple[str, Any]]:
+        "How a torch group with ``g``'s keys reads in fastai names: ``(key, name or tuple of names)``, cached per key set."
+        keys = tuple(g)
+        plan = self._plans.get(keys)
+        if plan is not None: return plan
+        fwd, plan = self.fwd_map, []
+        for k in keys:
+            if k in _HIDDEN_KEYS or (k == 'weight_decay' and self._decouple_wd is not None): continue
+            if isinstance(g[k], tuple): plan.append((k, tuple(fwd.get(f'{k}__{j}', f'{k}__{j}') for j in range(len(g[k])))))
+            else: plan.append((k, 'wd' if k == 'wd' else fwd.get(k, k)))
+        self._plans[keys] = plan
+        return plan
 
     @property
     def hypers(self) -> list[dict]:
         "One dict of fastai-named hyper-parameters per group (a snapshot, not a view)."
         groups, out = self._groups(), []
         for i in self._main:
-            h = {}
-            for k, v in groups[i].items():
-                if k in _HIDDEN_KEYS: continue
-                if isinstance(v, tuple):
-                    for j, vj in enumerate(v): h[self._to_fastai(f'{k}__{j}')] = vj
-                elif (name := self._to_fastai(k)) is not None: h[name] = v
+            g, h = groups[i], {}
+            for k, name in self._plan(g):
+                if isinstance(name, tuple): h.update(zip(name, g[k]))
+                else: h[name] = g[k]
             out.append(h)
         return out
 
@@ -334,10 +343,11 @@ class OptimWrapper:
     def _broadcast(self, name: str, v: Any) -> list:
         "One value per group: a scalar is repeated, a slice spread, a list checked."
         n = len(self._layout)
+        if type(v) in _SCALARS: return [v] * n
         if isinstance(v, slice):
             if v.start: return list(even_mults(v.start, v.stop, n))
             return [v.stop / 10] * (n - 1) + [v.stop]
-        if isinstance(v, np.ndarray): v = v.tolist() if v.ndim else v.item()
+        if isinstance(v, np.ndarray): v = list(v) if v.ndim else v[()]     # numpy scalars, as fastai keeps them
         elif isinstance(v, torch.Tensor) and v.dim(): v = list(v)
         if not is_listy(v): return [v] * n
         if len(v) == 1: return list(v) * n
@@ -361,7 +371,7 @@ class OptimWrapper:
                 g = groups[j]
                 if idx is None: g[key] = vi
                 else:
-                    t = tuple(g[key])
+                    t = g[key] if type(g[key]) is tuple else tuple(g[key])
                     g[key] = t[:idx] + (vi,) + t[idx + 1:]
 
     def set_hypers(self, **kwargs: Any) -> None:
@@ -386,7 +396,7 @@ class OptimWrapper:
         self._decouple_wd = mode
         for idxs, v in zip(self._layout, values):
             for j in idxs: self._write_wd(groups[j], v)
-        self._keys.clear()
+        self._keys.clear(); self._plans.clear()
         self._tick_seen = -1
 
     @property
