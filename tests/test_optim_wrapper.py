@@ -1,6 +1,7 @@
 """The fastai-2 face of OptimWrapper: names, per-group values, freezing, weight decay and its exemptions,
 state dicts. The numbers of each algorithm are in test_optim_algorithms.py, the v1 face in test_optim_v1_face.py."""
 import copy
+import warnings
 from functools import partial
 
 import numpy as np
@@ -10,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from trainlib import DataLoaders, Learner, MSELossFlat, noop, ProgressCallback
-from trainlib.optim import SGD, Adam, HyperLengthError, OptimWrapper, RMSProp
+from trainlib.optim import SGD, Adam, HyperLengthError, OptimWrapper, RMSProp, ranger
 
 
 def model3():
@@ -175,3 +176,29 @@ def test_get_and_set_hyper_are_views_on_the_torch_groups():
     assert opt.get_hyper('mom') == opt.mom == 0.7 and opt.hypers[2]['sqr_mom'] == opt.beta == 0.9
     opt.opt.add_param_group({'params': [nn.Parameter(torch.ones(1))], 'lr': 0.5})
     assert opt.n_groups == 4 and opt.lr == 0.5
+
+
+@pytest.mark.parametrize('opt_func', [Adam, ranger, partial(OptimWrapper, opt=torch.optim.AdamW)])
+def test_learner_save_and_load_restore_the_optimizer_without_running_code(opt_func):
+    "learn.save/load go through torch.load(weights_only=True): the wrapper's state dict must be plain data."
+    from trainlib.testing import synth_dbunch
+    def make():
+        learn = Learner(synth_dbunch(), nn.Linear(1, 1), loss_func=MSELossFlat(), opt_func=opt_func, lr=0.01)
+        learn.remove_cb(ProgressCallback); learn.logger = noop
+        return learn
+    learn = make()
+    learn.fit(1)
+    learn.opt.set_hyper('wd', np.float64(0.25))
+    learn.save('m')
+    other = make()
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')                          # no "Could not load the optimizer state."
+        other.load('m')
+    assert other.opt.hypers == learn.opt.hypers and other.opt.get_hyper('wd') == 0.25
+    assert set(other.opt.state_dict()['state']) == set(learn.opt.state_dict()['state'])
+
+
+def test_freeze_needs_several_groups():
+    opt = Adam([nn.Linear(2, 2).weight])
+    with pytest.raises(ValueError, match='freeze: the optimizer has a single parameter group'):
+        opt.freeze()

@@ -358,7 +358,8 @@ class OptimWrapper:
         return list(v)
 
     def set_hyper(self, name: str, v: Any) -> None:
-        "Set hyper-parameter ``name`` in every group: a scalar, a list (one per group) or a slice."
+        """Set hyper-parameter ``name`` in every group: a scalar, a list (one per group) or a slice. A name the
+        optimizer lacks is added to its groups (as fastai's own Optimizer allows; the torch step ignores it)."""
         groups = self._groups()
         vals = self._broadcast(name, v)
         if name == 'wd':
@@ -472,7 +473,10 @@ class OptimWrapper:
                 p.requires_grad_(i >= self.frozen_idx or bool((self.state.get(p) or {}).get('force_train', False)))
 
     def freeze(self) -> None:
-        "Freeze every group but the last."
+        "Freeze every group but the last (there must be several: fastai asserts it too)."
+        if self.n_groups < 2:
+            raise ValueError('freeze: the optimizer has a single parameter group, so "all but the last" is nothing; '
+                             'give the Learner a splitter that makes several groups')
         self.freeze_to(-1)
 
     def unfreeze(self) -> None:
