@@ -17,7 +17,6 @@ from trainlib.optimizers import LookaheadOptimizer, RAdamOptimizer
 GOLDEN = json.loads((Path(__file__).parent / 'golden' / 'fa2_optimizers.json').read_text().split('\n', 1)[1])
 
 
-
 def _maker(opt_name, kwargs, lookahead):
     "The trainlib optimizer of a golden case (the spec names fastai's function; trainlib has the same)."
     def make(ps):
