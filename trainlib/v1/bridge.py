@@ -68,18 +68,25 @@ class LearnerState(MutableMapping):
         self._own: dict = {}
         self._views: set = set()
         self.grad_phase = False      # True from on_backward_begin to on_step_end: last_loss is learn.loss_grad
-        self.loss_is_output = False  # get_preds: last_loss at on_batch_end is (output, target), as in v1
+        self.loss_is_output = False  # get_preds: last_loss is (output, target) from on_batch_end on, as in v1
+        self._output_loss: Any = None
 
     def show(self, *keys: str) -> None:
         "Make view keys part of the state (v1 writes them at this point)."
         self._views.update(keys)
+
+    def batch_ended(self) -> None:
+        "on_batch_end: ``last_loss`` is the batch's loss from now on (its (output, target) in get_preds)."
+        self.grad_phase = False
+        self._views.add('last_loss')
+        if self.loss_is_output: self._output_loss = (self.learn.pred, _unwrap(self.learn.yb))
 
     def _get_view(self, k: str) -> Any:
         learn = self.learn
         if k == 'last_input': return _unwrap(learn.xb)
         if k == 'last_target': return _unwrap(learn.yb)
         if k == 'last_output': return learn.pred
-        if self.loss_is_output: return (learn.pred, _unwrap(learn.yb))
+        if self.loss_is_output: return self._output_loss
         if self.grad_phase: return learn.loss_grad
         loss = learn.loss
         return loss.detach() if isinstance(loss, torch.Tensor) else loss
@@ -92,6 +99,7 @@ class LearnerState(MutableMapping):
         elif self.grad_phase:
             learn.loss_grad = v
             learn.loss = v.detach() if isinstance(v, torch.Tensor) else v
+        elif self.loss_is_output: self._output_loss = v
         else: learn.loss = v
 
     def __getitem__(self, k: str) -> Any:
@@ -207,20 +215,25 @@ class V1Driver(CoreCallback):
 
     def after_pred(self) -> None:
         self.handler.state_dict.show('last_output')
+        self.handler.begin_loss_begin()
 
     def after_loss(self) -> None:
         learn = self.learn
         if not learn.training: return
         handler = self.handler
-        handler.begin_backward_begin(learn.loss_grad)
         handler.state_dict.grad_phase = True
         handler.state_dict.show('last_loss')
+        handler.begin_backward_begin(learn.loss_grad)
 
     def before_backward(self) -> None:
         if self.handler.state_dict['skip_bwd']: raise CancelBackwardException
 
+    def after_backward(self) -> None: self.handler.begin_backward_end()
+
     def before_step(self) -> None:
         if self.handler.state_dict['skip_step']: raise CancelStepException
+
+    def after_step(self) -> None: self.handler.begin_step_end()
 
     def before_validate(self) -> None:
         self._val_losses, self._val_nums = [], []
@@ -232,9 +245,8 @@ class V1Driver(CoreCallback):
             raise CancelValidException
 
     def after_batch(self) -> None:
-        learn, state = self.learn, self.handler.state_dict
-        state.grad_phase = False
-        state.show('last_loss')
+        learn = self.learn
+        self.handler.state_dict.batch_ended()
         if not learn.training and self.mode != 'preds':
             self._val_losses.append(learn.loss.detach())
             self._val_nums.append(_first(learn.yb).shape[0])

@@ -202,7 +202,10 @@ class CallbackHandler:
 
     Each ``on_<event>`` method writes the state, calls the metrics (when the event has them) and the
     callbacks, applies their returns and gives the loop what it reads back (see the module doc).
-    ``state`` lets the bridge pass a state that is a view onto a Learner (default: a plain dict)."""
+    ``state`` lets the bridge pass a state that is a view onto a Learner (default: a plain dict).
+    ``tracer`` (class or instance attribute), if set, is called as ``tracer(handler, event, call_mets)``
+    when each event starts, once the state is written and before any metric or callback runs."""
+    tracer: Callable | None = None
 
     def __init__(self, callbacks: Any = None, metrics: Any = None, beta: float = 0.98, state: Any = None) -> None:
         cbs = v1_listify(callbacks)
@@ -256,17 +259,18 @@ class CallbackHandler:
         raise V1ReturnError(f'`{_cb_name(cb)}.on_{event}` returned {type(ret).__name__} {_short(ret)}: expected '
                             f'None, a dict of state updates, or {legacy}')
 
-    def _run(self, event: str, call_mets: bool) -> None:
-        if call_mets:
-            for m in self.metrics: self._call(m, event)
-        for cb in self.callbacks: self._call(cb, event)
-
     def __call__(self, cb_name: str, call_mets: bool = True, **kwargs: Any) -> None:
         "Call every metric (if ``call_mets``) and callback for event ``cb_name`` with extra ``kwargs``."
-        self._kw = kwargs
-        self._run(cb_name, call_mets)
+        self._start(cb_name, call_mets, **kwargs)
+        self._run_callbacks(cb_name)
 
     # ------------------------------------------------------------------ the events: before / after the callbacks
+    def _start(self, event: str, call_mets: bool, **kwargs: Any) -> None:
+        "An event begins (the state is written): note its extra kwargs, tell the tracer, run the metrics."
+        self._kw = kwargs
+        if self.tracer is not None: self.tracer(self, event, call_mets)
+        if call_mets: self._run_metrics(event)
+
     def begin_train_begin(self, epochs: int, pbar: Any = None, metrics: Any = None) -> None:
         "Reset the state for a new fit and call the metrics' on_train_begin."
         state = self.state_dict
@@ -274,8 +278,7 @@ class CallbackHandler:
         state.update(epoch=0, iteration=0, num_batch=0, skip_validate=False, n_epochs=epochs, pbar=pbar,
                      metrics=metrics)
         names = [getattr(m, 'name', None) or camel2snake(type(m).__name__) for m in self.metrics]
-        self._kw = {'metrics_names': names}
-        self._run_metrics('train_begin')
+        self._start('train_begin', True, metrics_names=names)
 
     def end_train_begin(self) -> int:
         "After on_train_begin: jump every callback to the start epoch (non-zero when resuming); returns it."
@@ -290,23 +293,26 @@ class CallbackHandler:
     def begin_epoch_begin(self) -> None:
         state = self.state_dict
         state['num_batch'], state['stop_training'] = 0, False
-        self._kw = {}
-        self._run_metrics('epoch_begin')
+        self._start('epoch_begin', True)
 
     def begin_batch_begin(self, train: bool) -> None:
         state = self.state_dict
         state['train'] = train
         state['stop_epoch'] = state['skip_step'] = state['skip_zero'] = state['skip_bwd'] = False
-        self._kw = {}
-        if not train: self._run_metrics('batch_begin')
+        self._start('batch_begin', not train)
+
+    def begin_loss_begin(self) -> None: self._start('loss_begin', False)
 
     def begin_backward_begin(self, raw_loss: torch.Tensor) -> None:
-        "Smooth the raw loss (before any callback changes it)."
+        "Smooth the raw loss (before any callback changes it); ``last_loss`` is already in the state."
         self.smoothener.add_value(raw_loss.detach().float())
         self.state_dict['smooth_loss'] = self.smoothener.smooth
+        self._start('backward_begin', False)
 
-    def begin_batch_end(self) -> None:
-        if not self.state_dict['train']: self._run_metrics('batch_end')
+    def begin_backward_end(self) -> None: self._start('backward_end', False)
+    def begin_step_end(self) -> None: self._start('step_end', False)
+
+    def begin_batch_end(self) -> None: self._start('batch_end', not self.state_dict['train'])
 
     def end_batch_end(self) -> bool:
         state = self.state_dict
@@ -317,22 +323,18 @@ class CallbackHandler:
 
     def begin_epoch_end(self, val_loss: Any) -> None:
         self.state_dict['last_metrics'] = [val_loss]
-        self._kw = {}
-        if val_loss is not None: self._run_metrics('epoch_end')
+        self._start('epoch_end', val_loss is not None)
 
     def end_epoch_end(self) -> bool:
         self.state_dict['epoch'] += 1
         return self.state_dict['stop_training']
 
-    def begin_train_end(self, exception: Any) -> None:
-        self._kw = {'exception': exception}
-        self._run_metrics('train_end')
+    def begin_train_end(self, exception: Any) -> None: self._start('train_end', True, exception=exception)
 
     def _run_metrics(self, event: str) -> None:
         for m in self.metrics: self._call(m, event)
 
     def _run_callbacks(self, event: str) -> None:
-        self._kw = self._kw if event in ('train_begin', 'train_end') else {}
         for cb in self.callbacks: self._call(cb, event)
 
     # ------------------------------------------------------------------ the handler's public face (hand-written loops)
@@ -365,23 +367,26 @@ class CallbackHandler:
     def on_loss_begin(self, out: Any) -> Any:
         "After the forward pass: returns the (possibly replaced) output."
         self.state_dict['last_output'] = out
+        self.begin_loss_begin()
         self._run_callbacks('loss_begin')
         return self.state_dict['last_output']
 
     def on_backward_begin(self, loss: torch.Tensor) -> tuple:
         "After the loss: returns ``(loss, skip_bwd)``."
-        self.begin_backward_begin(loss)
         self.state_dict['last_loss'] = loss
+        self.begin_backward_begin(loss)
         self._run_callbacks('backward_begin')
         return self.state_dict['last_loss'], self.state_dict['skip_bwd']
 
     def on_backward_end(self) -> bool:
         "After backward: returns ``skip_step``."
+        self.begin_backward_end()
         self._run_callbacks('backward_end')
         return self.state_dict['skip_step']
 
     def on_step_end(self) -> bool:
         "After the step: returns ``skip_zero``."
+        self.begin_step_end()
         self._run_callbacks('step_end')
         return self.state_dict['skip_zero']
 
