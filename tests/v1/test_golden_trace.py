@@ -28,7 +28,7 @@ def golden():
 def test_trace_matches_fastai_1_0_61(section, traces, golden):
     got = [sc.normalize(l) for l in traces[section]]
     exp = golden[section]
-    assert len(exp) > 20 and exp[-1].startswith('-- ')
+    assert len(exp) > 15 and exp[-1].startswith('-- ')
     for i, (g, e) in enumerate(zip(got, exp)):
         assert g == e, f'section {section}, line {i}:\n got: {g}\n exp: {e}\ncontext:\n' + '\n'.join(got[max(0, i - 5):i])
     assert len(got) == len(exp), f'section {section}: {len(got)} lines, expected {len(exp)}; extra:\n' + \
