@@ -217,6 +217,8 @@ class CallbackHandler:
         self.state_dict.update(epoch=0, iteration=0, num_batch=0, skip_validate=False)
         self._kw: dict = {}
         self._dl_cb = None
+        self._table_key: tuple | None = None
+        self._table: dict = {}
 
     # ------------------------------------------------------------------ calling and applying returns
     def _call(self, cb: Any, event: str) -> None:
@@ -335,7 +337,17 @@ class CallbackHandler:
         for m in self.metrics: self._call(m, event)
 
     def _run_callbacks(self, event: str) -> None:
-        for cb in self.callbacks: self._call(cb, event)
+        for cb in self._listeners(event): self._call(cb, event)
+
+    def _listeners(self, event: str) -> list:
+        "The callbacks that override ``on_<event>``, in order (rebuilt when ``self.callbacks`` changes)."
+        key = tuple(map(id, self.callbacks))
+        if key != self._table_key:
+            self._table_key = key
+            self._table = {ev: [] for ev in V1_EVENTS}
+            for cb in self.callbacks:
+                for ev in overridden_events(cb): self._table[ev].append(cb)
+        return self._table[event]
 
     # ------------------------------------------------------------------ the handler's public face (hand-written loops)
     def set_dl(self, dl: Any) -> None:
