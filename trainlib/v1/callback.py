@@ -429,3 +429,14 @@ class CallbackHandler:
 def _short(v: Any) -> str:
     r = repr(v)
     return r if len(r) <= 60 else r[:57] + '...'
+
+
+_FROM_SCHEDULE = ('annealing_no', 'annealing_linear', 'annealing_exp', 'annealing_cos', 'annealing_poly', 'Scheduler')
+
+
+def __getattr__(name: str) -> Any:
+    # The annealers and Scheduler live in trainlib.schedule (imported on first use).
+    if name in _FROM_SCHEDULE:
+        from .. import schedule
+        return getattr(schedule, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
