@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import heapq
 import inspect
+import sys
 import types
 import warnings
 from functools import partial
@@ -148,19 +149,28 @@ def validate_callback(cb: Any) -> None:
             _check_event_signature(cb, label, name)
             if name in LEGACY_EVENT_NAMES:
                 warnings.warn(f'callback `{label}`: the event name `{name}` is deprecated, use '
-                              f'`{LEGACY_EVENT_NAMES[name]}`', DeprecationWarning, stacklevel=4)
+                              f'`{LEGACY_EVENT_NAMES[name]}`', DeprecationWarning, stacklevel=_user_stacklevel())
             continue
         value = getattr(type(cb), name, cb.__dict__.get(name))
         if not callable(value) or isinstance(value, (type, property)): continue
         if name in _V1_EVENT_HINTS:
             warnings.warn(f'callback `{label}` defines `{name}`, a fastai-1 event name that a v2 callback never '
                           f'receives: rename it `{_V1_EVENT_HINTS[name]}` or subclass trainlib.v1.Callback',
-                          stacklevel=4)
+                          stacklevel=_user_stacklevel())
             continue
         close = difflib.get_close_matches(name, EVENTS + tuple(LEGACY_EVENT_NAMES), n=1, cutoff=0.85)
         if close:
             warnings.warn(f'callback `{label}` defines `{name}`, which is not an event and will never be called; '
-                          f'did you mean `{close[0]}`?', stacklevel=4)
+                          f'did you mean `{close[0]}`?', stacklevel=_user_stacklevel())
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside trainlib (the user's
+    ``add_cb``/``Learner(...)`` line), so that it is shown, DeprecationWarnings included."""
+    frame, level = sys._getframe(1), 1       # level 1 is the function that calls warnings.warn
+    while frame is not None and frame.f_globals.get('__name__', '').partition('.')[0] == 'trainlib':
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _check_event_signature(cb: Any, label: str, name: str) -> None:
@@ -186,7 +196,9 @@ def sort_callbacks(cbs: list) -> list:
     """Order ``cbs`` for dispatch: by ``order`` (stable), with ``run_before``/``run_after`` honoured.
 
     A topological sort that always picks the lowest (order, insertion index) among the callbacks
-    whose constraints are met. A cycle raises :class:`CallbackError` naming the callbacks in it."""
+    whose constraints are met. A callback that declares ``run_before=X`` takes X's place when that
+    is earlier than its own, so the others keep their relative order. A cycle raises
+    :class:`CallbackError` naming the callbacks in it."""
     n = len(cbs)
     keys = [(getattr(cb, 'order', 0), i) for i, cb in enumerate(cbs)]
     if not any(getattr(cb, 'run_before', None) or getattr(cb, 'run_after', None) for cb in cbs):
@@ -195,13 +207,17 @@ def sort_callbacks(cbs: list) -> list:
     for i, cb in enumerate(cbs):
         for ref in _refs(getattr(cb, 'run_before', None)):
             succ[i].update(j for j, other in enumerate(cbs) if j != i and _matches(other, ref))
+    declared_before = [set(s) for s in succ]
+    for i, cb in enumerate(cbs):
         for ref in _refs(getattr(cb, 'run_after', None)):
             for j, other in enumerate(cbs):
                 if j != i and _matches(other, ref): succ[j].add(i)
+    for _ in range(n):          # run_before=X: move up to X's place (a fixed point over chains)
+        keys = [min([keys[i]] + [keys[j] for j in declared_before[i]]) for i in range(n)]
     indeg = [0] * n
     for i in range(n):
         for j in succ[i]: indeg[j] += 1
-    heap = [keys[i] for i in range(n) if indeg[i] == 0]
+    heap = [(keys[i], i) for i in range(n) if indeg[i] == 0]
     heapq.heapify(heap)
     out = []
     while heap:
@@ -209,11 +225,23 @@ def sort_callbacks(cbs: list) -> list:
         out.append(cbs[i])
         for j in succ[i]:
             indeg[j] -= 1
-            if indeg[j] == 0: heapq.heappush(heap, keys[j])
+            if indeg[j] == 0: heapq.heappush(heap, (keys[j], j))
     if len(out) < n:
-        stuck = [_cb_label(cbs[i]) for i in range(n) if indeg[i] > 0]
-        raise CallbackError(f'run_before/run_after form a cycle between the callbacks {", ".join(stuck)}')
+        stuck = {i for i in range(n) if indeg[i] > 0}
+        names = [_cb_label(cbs[i]) for i in sorted(stuck) if _on_cycle(i, succ, stuck)]
+        raise CallbackError(f'run_before/run_after form a cycle between the callbacks {", ".join(names)}')
     return out
+
+
+def _on_cycle(start: int, succ: list, allowed: set) -> bool:
+    seen, todo = set(), list(succ[start] & allowed)
+    while todo:
+        i = todo.pop()
+        if i == start: return True
+        if i not in seen:
+            seen.add(i)
+            todo.extend(succ[i] & allowed)
+    return False
 
 
 def _refs(x: Any) -> list:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
 
 from .utils import default_device, to_device
 
@@ -26,11 +26,13 @@ def sequential_loader(dl: Any) -> Any:
 
     Returns ``dl`` itself when it already is one; a torch DataLoader is rebuilt with its batch size,
     collate function and workers; any other loader is used as it is."""
-    if not isinstance(dl, DataLoader): return dl
-    if isinstance(dl.sampler, SequentialSampler) and not dl.drop_last: return dl
-    if dl.batch_size is None:
+    if not isinstance(dl, DataLoader) or dl.batch_sampler is None: return dl   # (the dataset yields batches)
+    if dl.batch_size is None:                   # a batch_sampler of the user's: its order is its own
+        bs = dl.batch_sampler
+        if isinstance(bs, BatchSampler) and isinstance(bs.sampler, SequentialSampler) and not bs.drop_last: return dl
         raise ValueError('get_preds: the DataLoader uses a custom batch_sampler; pass dl= a loader that '
                          'yields the items in order')
+    if isinstance(dl.sampler, SequentialSampler) and not dl.drop_last: return dl
     return DataLoader(dl.dataset, batch_size=dl.batch_size, shuffle=False, drop_last=False,
                       collate_fn=dl.collate_fn, num_workers=dl.num_workers, pin_memory=dl.pin_memory,
                       worker_init_fn=dl.worker_init_fn)
@@ -40,15 +42,22 @@ class DataLoaders:
     """The loaders of a Learner: ``dls[0]`` (``train``), ``dls[1]`` (``valid``), more if given.
 
     ``device``: where batches go (default: CUDA when available). ``n_inp``: how many elements of a
-    batch are inputs (default: all but the last)."""
+    batch are inputs (default: all but the last). ``vocab``: the class names, by index, that
+    ``Learner.predict`` decodes a class prediction into."""
 
-    def __init__(self, *loaders: Any, path: str | Path = '.', device: Any = None, n_inp: int | None = None) -> None:
+    def __init__(self, *loaders: Any, path: str | Path = '.', device: Any = None, n_inp: int | None = None,
+                 vocab: Sequence | None = None) -> None:
         self.loaders = list(loaders)
         self.path = Path(path)
         self.device = torch.device(device) if device is not None else default_device()
         self.n_inp = n_inp
+        self.vocab = vocab
 
-    def __getitem__(self, i: int) -> Any: return self.loaders[i]
+    def __getitem__(self, i: int) -> Any:
+        try: return self.loaders[i]
+        except IndexError:
+            raise IndexError(f'DataLoaders has {len(self.loaders)} loader(s): there is no dls[{i}]'
+                             f'{" (the validation loader)" if i == 1 else ""}') from None
     def __len__(self) -> int: return len(self.loaders)
 
     @property
@@ -59,7 +68,7 @@ class DataLoaders:
     @property
     def valid(self) -> Any:
         "The validation loader."
-        return self.loaders[1]
+        return self[1]
 
     @property
     def train_ds(self) -> Any:
@@ -87,19 +96,19 @@ class DataLoaders:
 
     def new_empty(self) -> 'DataLoaders':
         "A DataLoaders with the same settings and no data (what ``export`` keeps)."
-        return DataLoaders(path=self.path, device=self.device, n_inp=self.n_inp)
+        return DataLoaders(path=self.path, device=self.device, n_inp=self.n_inp, vocab=self.vocab)
 
     @classmethod
     def from_dsets(cls, *dsets: Dataset, bs: int = 64, shuffle_train: bool = True, drop_last_train: bool | None = None,
                    num_workers: int = 0, path: str | Path = '.', device: Any = None, n_inp: int | None = None,
-                   **kwargs: Any) -> 'DataLoaders':
+                   vocab: Sequence | None = None, **kwargs: Any) -> 'DataLoaders':
         """Loaders over datasets: the first shuffled (and dropping its last partial batch, as fastai
         does), the others in order. ``kwargs`` go to every torch DataLoader."""
         if not dsets: raise ValueError('DataLoaders.from_dsets needs at least one dataset')
         drop = shuffle_train if drop_last_train is None else drop_last_train
         loaders = [DataLoader(ds, batch_size=bs, shuffle=(i == 0 and shuffle_train), drop_last=(i == 0 and drop),
                               num_workers=num_workers, **kwargs) for i, ds in enumerate(dsets)]
-        return cls(*loaders, path=path, device=device, n_inp=n_inp)
+        return cls(*loaders, path=path, device=device, n_inp=n_inp, vocab=vocab)
 
     def __repr__(self) -> str:
         return f'DataLoaders({len(self.loaders)} loaders, device={self.device})'

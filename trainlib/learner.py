@@ -17,8 +17,10 @@ import torch
 
 from .callback import Callback, CallbackError, build_dispatch, event_method, sort_callbacks, validate_callback
 from .callbacks.core import CastToTensor, SkipToEpoch, TrainEvalCallback
+from .callbacks.fp16 import MixedPrecision
 from .callbacks.preds import GatherPredsCallback
 from .data import sequential_loader
+from . import lr_finder as _lr_finder, schedule as _schedule
 from .events import (EVENTS, CancelBackwardException, CancelBatchException, CancelEpochException, CancelException,
                      CancelFitException, CancelStepException, CancelTrainException, CancelValidException)
 from .metrics import mk_metric
@@ -42,10 +44,15 @@ _LEVELS = {name: (f'before_{name}', f'after_cancel_{name}', f'after_{name}')
            for name in ('fit', 'epoch', 'train', 'validate', 'batch', 'backward', 'step')}
 
 
+def _owner(method: Any) -> Any:
+    "The callback behind a dispatch-table entry (a bound method, or a partial of its ``__call__``)."
+    return getattr(method, '__self__', None) or getattr(getattr(method, 'func', None), '__self__', None)
+
+
 def _annotate(exc: BaseException, method: Any, event: str) -> None:
     "Add a note naming the callback and the event to ``exc`` (once: the innermost place wins)."
     if getattr(exc, '_trainlib_noted', False): return
-    cb = getattr(method, '__self__', None) or getattr(getattr(method, 'func', None), '__self__', None)
+    cb = _owner(method)
     who = type(cb).__name__ if cb is not None else getattr(method, '__qualname__', repr(method))
     add_note(exc, f'Exception occurred in `{who}` when calling event `{event}`')
     try: exc._trainlib_noted = True
@@ -83,6 +90,7 @@ class Learner:
         self.smooth_loss = self.final_record = None
         self._batch_device = None
         self.cbs: list = []
+        self._dispatch_gen = 0
         self._train_cbs, self._valid_cbs = build_dispatch([])
         self.metrics = metrics
         if default_cbs: self.add_cbs(defaults.callbacks or [])
@@ -141,11 +149,12 @@ class Learner:
             raise CallbackError(f'callback `{type(cb).__name__}` would be registered as `learn.{name}`, which is '
                                 f'a Learner {"property" if isinstance(getattr(type(self), name), property) else "method"}; '
                                 f'give the class another name or set `name = "..."` on it')
-        old = self.__dict__.get(name)
-        if old is None: return
-        if not isinstance(old, Callback):
+        if name not in self.__dict__: return
+        old = self.__dict__[name]
+        if not isinstance(old, Callback):       # learn.opt, learn.loss ... (even while they are None)
             raise CallbackError(f'callback `{type(cb).__name__}` would be registered as `learn.{name}`, which '
-                                f'already holds the Learner state {type(old).__name__}; rename the callback')
+                                f'already holds the Learner state {"None" if old is None else type(old).__name__}; '
+                                f'rename the callback')
         if type(old) is not type(cb) and old in self.cbs:
             raise CallbackError(f'callbacks `{type(old).__name__}` and `{type(cb).__name__}` both want to be '
                                 f'`learn.{name}`; give one of them another `name`')
@@ -192,8 +201,9 @@ class Learner:
     def added_cbs(self, cbs: Any) -> Iterator['Learner']:
         "Add ``cbs`` for the duration of the ``with`` block."
         added_before = list(self.cbs)
-        self.add_cbs(cbs)
-        try: yield self
+        try:
+            self.add_cbs(cbs)
+            yield self
         finally: self.remove_cbs([c for c in self.cbs if c not in added_before])
 
     @contextmanager
@@ -207,6 +217,12 @@ class Learner:
     def _callbacks_changed(self) -> None:
         "Rebuild the dispatch tables (called whenever the set of callbacks or their flags change)."
         self._train_cbs, self._valid_cbs = build_dispatch(self.cbs)
+        self._dispatch_gen += 1
+
+    def _still_listens(self, method: Any, event: str) -> bool:
+        "After the tables changed in the middle of ``event``: is ``method``'s callback still in its dispatch?"
+        owner = _owner(method)
+        return any(_owner(m) is owner for m in (self._train_cbs if self.training else self._valid_cbs)[event])
 
     def ordered_cbs(self, event: str) -> list:
         "The callbacks that implement ``event``, in the order they run."
@@ -238,8 +254,12 @@ class Learner:
     def _fire(self, event: str) -> None:
         methods = (self._train_cbs if self.training else self._valid_cbs)[event]
         if not methods: return
+        gen = self._dispatch_gen
         try:
-            for m in methods: m()
+            for m in methods:
+                # A callback switched off (run=False) by an earlier one in this same event is skipped.
+                if self._dispatch_gen != gen and not self._still_listens(m, event): continue
+                m()
         except CancelException: raise
         except BaseException as e:
             _annotate(e, m, event)
@@ -247,8 +267,9 @@ class Learner:
 
     def _fire_all(self, event: str) -> None:
         "Fire ``event`` to every listener even if some fail (cleanup events); then raise the first failure."
-        first = None
+        first, gen = None, self._dispatch_gen
         for m in list((self._train_cbs if self.training else self._valid_cbs)[event]):
+            if self._dispatch_gen != gen and not self._still_listens(m, event): continue
             try: m()
             except BaseException as e:
                 if not isinstance(e, CancelException): _annotate(e, m, event)
@@ -348,7 +369,9 @@ class Learner:
         self._with_events(self._do_one_batch, 'batch', CancelBatchException)
 
     def _split(self, b: Any) -> None:
+        "``learn.xb``, ``learn.yb``: tuples, as fastai's loaders give them (torch's collate gives lists)."
         if isinstance(b, torch.Tensor): b = (b,)
+        elif isinstance(b, list): b = tuple(b)
         n = getattr(self.dls, 'n_inp', None)
         if n is None: n = 1 if len(b) == 1 else len(b) - 1
         self.xb, self.yb = b[:n], b[n:]
@@ -380,6 +403,13 @@ class Learner:
 
     def _end_cleanup(self) -> None:
         self.dl, self.xb, self.yb, self.pred, self.loss = None, (None,), (None,), None, None
+
+    # ================================================================== training recipes (trainlib.schedule)
+    fit_one_cycle = _schedule.fit_one_cycle
+    fit_flat_cos = _schedule.fit_flat_cos
+    fit_sgdr = _schedule.fit_sgdr
+    fine_tune = _schedule.fine_tune
+    lr_find = _lr_finder.lr_find
 
     # ================================================================== optimizer
     def create_opt(self) -> None:
@@ -416,6 +446,19 @@ class Learner:
     def unfreeze(self) -> None:
         "Train every parameter group."
         self.freeze_to(0)
+
+    # ================================================================== precision
+    def to_fp16(self, **kwargs: Any) -> 'Learner':
+        "Train in float16 mixed precision (bfloat16 off CUDA): ``MixedPrecision(**kwargs)`` replaces any other."
+        return self.to_fp32().add_cb(MixedPrecision(**kwargs))
+
+    def to_bf16(self) -> 'Learner':
+        "Train in bfloat16 mixed precision: ``MixedPrecision(amp_mode='bf16')`` replaces any other."
+        return self.to_fp32().add_cb(MixedPrecision(amp_mode='bf16'))
+
+    def to_fp32(self) -> 'Learner':
+        "Train in float32: remove the MixedPrecision callbacks."
+        return self.remove_cb(MixedPrecision)
 
     # ================================================================== evaluation
     @contextmanager

@@ -95,10 +95,14 @@ class ValueMetric(Metric):
 
 
 class AccumMetric(Metric):
-    "Keep every prediction and target of the phase (on their device) and apply ``func`` to them at the end."
+    """Keep every prediction and target of the phase (on their device) and apply ``func`` to them at the end:
+    ``func(preds, targs, **kwargs)``, or ``func(targs, preds, ...)`` with ``invert_arg`` (sklearn's order),
+    on numpy arrays with ``to_np``."""
     def __init__(self, func: Callable, dim_argmax: int | None = None, activation: Callable | None = None,
-                 thresh: float | None = None, flatten: bool = True, name: str | None = None, **kwargs) -> None:
+                 thresh: float | None = None, to_np: bool = False, invert_arg: bool = False, flatten: bool = True,
+                 name: str | None = None, **kwargs) -> None:
         self.func, self.dim_argmax, self.activation, self.thresh = func, dim_argmax, activation, thresh
+        self.to_np, self.invert_arg = to_np, invert_arg
         self.flatten, self.kwargs, self._name = flatten, kwargs, name
     def reset(self) -> None: self.preds, self.targs = [], []
     def accumulate(self, learn: Any) -> None:
@@ -113,7 +117,8 @@ class AccumMetric(Metric):
         if not self.preds: return None
         preds, targs = torch.cat(self.preds), torch.cat(self.targs)
         if self.flatten: preds, targs = flatten_check(preds, targs)
-        return self.func(preds, targs, **self.kwargs)
+        if self.to_np: preds, targs = preds.cpu().numpy(), targs.cpu().numpy()
+        return self.func(targs, preds, **self.kwargs) if self.invert_arg else self.func(preds, targs, **self.kwargs)
     @property
     def name(self) -> str: return self._name or func_name(self.func)
 
@@ -185,8 +190,8 @@ def _exp_rmspe(inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
     return torch.sqrt((((targ - inp) / targ) ** 2).mean())
 
 
-rmse = AccumMetric(_rmse, name='rmse')
-"Root mean squared error over the whole phase (not a mean of per-batch values)."
+rmse = AccumMetric(_rmse)
+"Root mean squared error over the whole phase (not a mean of per-batch values); named ``_rmse`` as in fastai."
 
-exp_rmspe = AccumMetric(_exp_rmspe, name='exp_rmspe')
-"Root mean squared percentage error of ``exp`` of predictions and targets, over the whole phase."
+exp_rmspe = AccumMetric(_exp_rmspe)
+"Root mean squared percentage error of ``exp`` of predictions and targets, over the whole phase (``_exp_rmspe``)."

@@ -63,6 +63,7 @@ class ProgressCallback(Callback):
     order = 60
     _stateattrs = ('mbar', 'pbar')
     refresh_every = 0.2
+    mbar = pbar = None          # no bars outside a fit (e.g. learn.one_batch) or after unpickling
 
     def before_fit(self) -> None:
         learn = self.learn

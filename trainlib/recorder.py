@@ -167,3 +167,34 @@ class Recorder(Callback):
         if log: ax.set_yscale('log')
         ax.set_xlabel('iteration'); ax.set_ylabel('loss')
         return ax
+
+    def plot_sched(self, keys: Any = None, figsize: tuple | None = None) -> Any:
+        "Plot the scheduled hyper-parameters per batch (``hps``, from a ParamScheduler); returns the figure."
+        import matplotlib.pyplot as plt
+        hps = getattr(self, 'hps', None) or {}
+        keys = list(hps) if keys is None else [keys] if isinstance(keys, str) else list(keys)
+        unknown = [k for k in keys if k not in hps]
+        if not keys or unknown:
+            raise ValueError(f'Recorder.plot_sched: no schedule recorded for {unknown or "any hyper-parameter"}; '
+                             f'recorded: {list(hps)} (fit_one_cycle and ParamScheduler record them)')
+        rows, cols = (len(keys) + 1) // 2, min(2, len(keys))
+        fig, axs = plt.subplots(rows, cols, figsize=figsize or (6 * cols, 4 * rows), squeeze=False)
+        for k, ax in zip(keys, axs.flatten()):
+            ax.plot([_to_float(v) for v in hps[k]])
+            ax.set_ylabel(k)
+        return fig
+
+    def plot_lr_find(self, skip_end: int = 5, return_fig: bool = True, suggestions: Any = None,
+                     nms: Any = None, **kwargs: Any) -> Any:
+        "Plot the smoothed loss against the lr of an ``lr_find`` run (log scale), with the suggested points."
+        import matplotlib.pyplot as plt
+        lrs, losses = (self.lrs, self.losses) if skip_end == 0 else (self.lrs[:-skip_end], self.losses[:-skip_end])
+        fig, ax = plt.subplots(1, 1)
+        ax.plot([_to_float(v) for v in lrs], [_to_float(v) for v in losses])
+        ax.set_ylabel('Loss'); ax.set_xlabel('Learning Rate'); ax.set_xscale('log')
+        if suggestions:
+            colors = plt.rcParams['axes.prop_cycle'].by_key()['color'][1:]
+            names = nms or [f'suggestion {i}' for i in range(len(suggestions))]
+            for (x, y), name, color in zip(suggestions, names, colors): ax.plot(x, y, 'o', label=name, c=color)
+            ax.legend(loc='best')
+        return fig if return_fig else None

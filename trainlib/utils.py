@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 import sys
-from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any, Iterable, Iterator
 
@@ -110,14 +109,29 @@ def class2attr(obj: Any, suffix: str) -> str:
     return camel2snake(name)
 
 
-@contextmanager
-def replacing_yield(o: Any, attr: str, val: Any) -> Iterator[Any]:
-    "Set ``o.attr = val`` for the duration of the ``with`` block, then restore the old value."
+def _replacing(o: Any, attr: str, val: Any) -> Iterator[None]:
     old = getattr(o, attr)
     try:
         setattr(o, attr, val)
         yield
     finally: setattr(o, attr, old)
+
+
+class replacing_yield:
+    """Set ``o.attr = val`` for the duration of a ``with`` block, then restore the old value.
+
+    It is also the generator fastcore's ``replacing_yield`` is, so a ``@contextmanager`` function
+    may ``return replacing_yield(...)``."""
+    def __init__(self, o: Any, attr: str, val: Any) -> None: self._gen = _replacing(o, attr, val)
+    def __enter__(self) -> None: return next(self._gen)
+    def __exit__(self, *exc: Any) -> bool:
+        self._gen.close()
+        return False
+    def __iter__(self) -> Iterator[None]: return self
+    def __next__(self) -> None: return next(self._gen)
+    def send(self, v: Any) -> Any: return self._gen.send(v)
+    def throw(self, *args: Any) -> Any: return self._gen.throw(*args)
+    def close(self) -> None: self._gen.close()
 
 
 def tensor(x: Any, *rest, **kwargs) -> torch.Tensor:

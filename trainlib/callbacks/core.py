@@ -31,7 +31,7 @@ class TrainEvalCallback(Callback):
 
     def after_batch(self) -> None:
         learn = self.learn
-        learn.pct_train += 1. / (learn.n_iter * learn.n_epoch)
+        if learn.n_iter: learn.pct_train += 1. / (learn.n_iter * learn.n_epoch)   # 0 for one_batch outside a fit
         learn.train_iter += 1
 
     def before_train(self) -> None:

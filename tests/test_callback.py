@@ -1,0 +1,277 @@
+"The Callback base class: names, attribute delegation, run flags, ordering and add-time checks."
+import warnings
+
+import pytest
+
+from tiny import quiet_learner, recording
+from trainlib import Callback, CallbackError, Recorder
+
+
+# ---------------------------------------------------------------------------------------- names
+@pytest.mark.parametrize('cls_name, attr', [
+    ('HTTPServerCallback', 'http_server'), ('LRFinder', 'lr_finder'), ('MyCB', 'my_cb'),
+    ('FP16TestCallback', 'fp16_test'), ('TestCallback2', 'test_callback2'), ('Callback', 'callback'),
+    ('TrainEvalCallback', 'train_eval'), ('CSVLogger', 'csv_logger')])
+def test_name_is_snake_case_without_callback_suffix(cls_name, attr):
+    cls = Callback if cls_name == 'Callback' else type(cls_name, (Callback,), {})
+    assert cls().name == attr
+
+
+def test_repr_is_the_class_name():
+    class ShowMe(Callback): pass
+    assert repr(ShowMe()) == 'ShowMe'
+
+
+# ---------------------------------------------------------------------------------- delegation
+def test_reads_go_to_the_learner_then_to_the_model():
+    learn = quiet_learner()
+    cb = Callback()
+    learn.add_cb(cb)
+    assert cb.lr == learn.lr == 1e-3            # a Learner attribute
+    assert cb.b is learn.model.b                # not on the Learner: found on the model
+    assert cb.order == 0 and cb.run is True     # the callback's own class attributes win
+    with pytest.raises(AttributeError, match=r"'Learner' object has no attribute 'nothing_here', "
+                                             r"and neither has its model \(RegModel\)"):
+        cb.nothing_here
+
+
+def test_a_detached_callback_says_it_has_no_learner():
+    with pytest.raises(AttributeError, match="'Callback' object has no attribute 'lr' "
+                                             r"\(and it is not attached to a Learner"):
+        Callback().lr
+
+
+def test_writing_a_learner_attribute_warns_and_sets_it_on_the_callback():
+    learn = quiet_learner()
+    cb = Callback()
+    learn.add_cb(cb)
+    with pytest.warns(UserWarning) as rec:
+        cb.lr = 123
+    assert str(rec[0].message) == ('You are shadowing an attribute (lr) that exists in the learner. '
+                                   'Use `self.learn.lr` to avoid this')
+    assert rec[0].filename == __file__          # points at the line that wrote it
+    assert cb.lr == 123 and learn.lr == 1e-3    # the Learner is untouched
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        cb.my_own_value = 1                     # a new name does not warn
+        cb.learn.lr = 0.1                       # the way to change the loop's state
+
+
+# ------------------------------------------------------------------------- Callback(event=f)
+def test_event_functions_passed_as_keywords_become_methods():
+    seen = []
+    cb = Callback(before_fit=lambda self: seen.append(self))
+    quiet_learner(cbs=cb).fit(1)
+    assert seen == [cb]
+    assert cb.name == 'callback'
+
+
+def test_unknown_event_keyword_is_refused():
+    with pytest.raises(CallbackError, match=r"Passed unknown events: \{'befor_fit'"):
+        Callback(befor_fit=print)
+    assert issubclass(CallbackError, TypeError) and issubclass(CallbackError, AssertionError)
+
+
+def test_event_keyword_must_be_a_function():
+    with pytest.raises(CallbackError, match=r'Callback\(after_batch=\.\.\.\) expects a function taking the '
+                                            r'callback, got int'):
+        Callback(after_batch=3)
+
+
+# ------------------------------------------------------------------------------- run flags
+def test_order_run_train_run_valid_and_run_match_fastai():
+    # fastai 2.8.12, fa2_trace.txt section 5: six callbacks, one train and one valid batch
+    log = []
+    events = ('before_fit', 'before_train', 'before_batch', 'after_batch', 'before_validate', 'after_fit')
+    cbs = [recording('CbA', events, log, order=5)(), recording('CbB', events, log, order=-20)(),
+           recording('CbC', events, log, order=5)(), recording('CbD', events, log, order=1, run_valid=False)(),
+           recording('CbE', events, log, order=2, run_train=False)(), recording('CbF', events, log, order=3)()]
+
+    class Disabler(Callback):
+        order = -50
+        def before_fit(self): self.learn.cb_f.run = False
+
+    learn = quiet_learner(cbs=cbs + [Disabler()])
+    learn.fit(1)
+    every = ['CbB', 'CbD', 'CbE', 'CbA', 'CbC']
+    expected = ([('before_fit', n) for n in every] + [('before_train', n) for n in every]
+                + [('before_batch', n) for n in ['CbB', 'CbD', 'CbA', 'CbC']]
+                + [('after_batch', n) for n in ['CbB', 'CbD', 'CbA', 'CbC']]
+                + [('before_validate', n) for n in every]
+                + [('before_batch', n) for n in ['CbB', 'CbE', 'CbA', 'CbC']]
+                + [('after_batch', n) for n in ['CbB', 'CbE', 'CbA', 'CbC']]
+                + [('after_fit', n) for n in every])
+    assert log == expected
+    assert learn.cb_f.run is True               # run is switched back on after after_fit
+
+
+def test_a_callback_that_silences_itself_runs_again_next_fit():
+    log = []
+
+    class Once(Callback):
+        def before_fit(self): log.append('before_fit')
+        def after_batch(self):
+            log.append('after_batch')
+            self.run = False
+        def after_fit(self): log.append('after_fit')
+
+    learn = quiet_learner(cbs=Once())
+    learn.fit(2)
+    assert log == ['before_fit', 'after_batch']
+    assert learn.once.run is True
+    learn.fit(1)
+    assert log == ['before_fit', 'after_batch'] * 2
+
+
+def test_calling_a_callback_directly_applies_the_same_rules():
+    log = []
+    cb = recording('Direct', ['after_batch', 'after_fit'], log, run_valid=False)()
+    learn = quiet_learner(cbs=cb)
+    learn.training = False
+    cb('after_batch')                           # filtered: a batch event in validation
+    learn.training = True
+    cb('after_batch')
+    cb.run = False
+    cb('after_fit')                             # not run, but switches run back on
+    assert log == [('after_batch', 'Direct')] and cb.run is True
+
+
+def test_changing_order_after_adding_reorders_dispatch():
+    log = []
+    first, second = (recording(n, ['before_fit'], log)() for n in ('First', 'Second'))
+    learn = quiet_learner(cbs=[first, second])
+    second.order = -1
+    learn.fit(1)
+    assert log == [('before_fit', 'Second'), ('before_fit', 'First')]
+
+
+# -------------------------------------------------------------------- run_before / run_after
+def test_run_before_and_run_after_order_by_class_or_by_name():
+    log = []
+    early, late = recording('Early', ['after_fit'], log), recording('Late', ['after_fit'], log)
+    before_early = recording('BeforeEarly', ['after_fit'], log, run_before=early)          # by class
+    after_recorder = recording('AfterRecorder', ['after_fit'], log, run_after='recorder')  # by name (order 0 < 50)
+    after_late = recording('AfterLate', ['after_fit'], log, run_after=['Late'])            # by class name, a list
+    learn = quiet_learner(cbs=[early(), late(), after_late(), before_early(), after_recorder()])
+    learn.fit(1)
+    assert [name for _, name in log] == ['BeforeEarly', 'Early', 'Late', 'AfterLate', 'AfterRecorder']
+    assert [type(cb).__name__ for cb in learn.ordered_cbs('after_fit')] == \
+        ['BeforeEarly', 'Early', 'Late', 'AfterLate', 'AfterRecorder', 'ProgressCallback']
+
+
+def test_ties_keep_insertion_order():
+    log = []
+    cbs = [recording(n, ['before_fit'], log)() for n in ('Zed', 'Alpha', 'Mid')]
+    quiet_learner(cbs=cbs).fit(1)
+    assert log == [('before_fit', 'Zed'), ('before_fit', 'Alpha'), ('before_fit', 'Mid')]
+
+
+def test_run_before_outranks_order():
+    log = []
+    late = recording('Late', ['before_fit'], log, order=100)
+    eager = recording('Eager', ['before_fit'], log, order=200, run_before=late)
+    quiet_learner(cbs=[late(), eager()]).fit(1)
+    assert log == [('before_fit', 'Eager'), ('before_fit', 'Late')]
+
+
+def test_run_before_moves_only_the_callback_that_declares_it():
+    log = []
+    first, second = recording('First', ['before_fit'], log), recording('Second', ['before_fit'], log)
+    pushy = recording('Pushy', ['before_fit'], log, run_before='First')
+    quiet_learner(cbs=[first(), second(), pushy()]).fit(1)
+    assert [name for _, name in log] == ['Pushy', 'First', 'Second']     # First still precedes Second
+
+
+def test_a_cycle_is_refused_when_the_callback_is_added():
+    class Ping(Callback): run_before = 'Pong'
+    class Pong(Callback): run_before = Ping
+    class Bystander(Callback): run_after = Ping      # blocked by the cycle, but not part of it
+    learn = quiet_learner(cbs=[Ping(), Bystander()])
+    before = list(learn.cbs)
+    with pytest.raises(CallbackError, match='run_before/run_after form a cycle between the callbacks Ping, Pong'):
+        learn.add_cb(Pong())
+    assert learn.cbs == before and not hasattr(learn, 'pong')
+
+
+# ------------------------------------------------------------------------- add-time checks
+def test_misspelt_event_method_warns_when_added():
+    class Typo(Callback):
+        def after_bach(self): pass
+    learn = quiet_learner()
+    with pytest.warns(UserWarning, match=r'callback `Typo` defines `after_bach`, which is not an event and '
+                                         r'will never be called; did you mean `after_batch`\?') as rec:
+        learn.add_cb(Typo())
+    assert rec[0].filename == __file__
+
+
+def test_fastai1_method_name_in_a_v2_callback_warns():
+    class OldStyle(Callback):
+        def on_batch_end(self, **kwargs): pass
+    with pytest.warns(UserWarning, match='callback `OldStyle` defines `on_batch_end`, a fastai-1 event name that '
+                                         'a v2 callback never receives: rename it `after_batch`'):
+        quiet_learner().add_cb(OldStyle())
+
+
+def test_event_method_with_a_required_argument_is_refused():
+    class NeedsArg(Callback):
+        def after_batch(self, learn): pass
+    learn = quiet_learner()
+    with pytest.raises(CallbackError, match=r'callback `NeedsArg`: event method `after_batch\(learn\)` cannot be '
+                                            r'called as an event; events pass no arguments: expected '
+                                            r'`def after_batch\(self\)`'):
+        learn.add_cb(NeedsArg())
+    assert not any(isinstance(cb, NeedsArg) for cb in learn.cbs)
+
+
+def test_event_method_with_optional_arguments_is_fine():
+    class Optional(Callback):
+        def after_batch(self, verbose=False, **kwargs): pass
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        quiet_learner(cbs=Optional()).fit(1)
+
+
+def test_event_attribute_that_is_not_callable_is_refused():
+    class NotAMethod(Callback): after_batch = 3
+    with pytest.raises(CallbackError, match='callback `NotAMethod`: `after_batch` must be a method taking no '
+                                            'arguments, got int'):
+        quiet_learner(cbs=NotAMethod())
+
+
+def test_order_must_be_a_number():
+    class Wordy(Callback): order = 'late'
+    with pytest.raises(CallbackError, match="callback `Wordy`: `order` must be a number, got 'late'"):
+        quiet_learner().add_cb(Wordy())
+
+
+def test_run_flags_must_be_booleans():
+    class Vague(Callback): run_valid = 'no'
+    with pytest.raises(CallbackError, match="callback `Vague`: `run_valid` must be True or False, got 'no'"):
+        quiet_learner().add_cb(Vague())
+
+
+# ------------------------------------------------------------------- fastbook's begin_* names
+def test_deprecated_begin_names_still_run_with_a_deprecation_warning():
+    log = []
+
+    class Fastbook(Callback):
+        def begin_fit(self): log.append('begin_fit')
+        def begin_epoch(self): log.append('begin_epoch')
+        def begin_train(self): log.append('begin_train')
+        def begin_batch(self): log.append('begin_batch')
+        def begin_validate(self): log.append('begin_validate')
+
+    learn = quiet_learner()
+    with pytest.warns(DeprecationWarning) as rec:
+        learn.add_cb(Fastbook())
+    messages = sorted(str(w.message) for w in rec)
+    assert messages[0] == 'callback `Fastbook`: the event name `begin_batch` is deprecated, use `before_batch`'
+    assert len(messages) == 5 and all(w.filename == __file__ for w in rec)   # shown by Python's default filters
+    learn.fit(1)
+    assert log == ['begin_fit', 'begin_epoch', 'begin_train', 'begin_batch', 'begin_validate', 'begin_batch']
+    assert 'Fastbook' in [type(cb).__name__ for cb in learn.ordered_cbs('before_fit')]
+
+
+def test_recorder_is_a_callback_registered_by_name():
+    learn = quiet_learner()
+    assert isinstance(learn.recorder, Recorder) and learn.recorder.learn is learn

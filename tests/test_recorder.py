@@ -1,0 +1,113 @@
+"Recorder: column names, one row of values per epoch, per-batch losses and lrs, JSON export, loss plot."
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tiny import blobs_learner, quiet_learner
+from trainlib import Callback, CancelTrainException, CancelValidException, History, Recorder, accuracy, noop
+
+
+def fitted(recorder=None, epochs=2, **kwargs):
+    "A blobs Learner (3 train batches, 2 valid batches) fitted for ``epochs`` with ``recorder``'s settings."
+    learn = blobs_learner(metrics=[accuracy], **kwargs)
+    if recorder is not None:
+        learn.remove_cb(Recorder)
+        learn.add_cb(recorder)
+    learn.logger = noop
+    learn.fit(epochs)
+    return learn
+
+
+@pytest.mark.parametrize('settings, names', [
+    (dict(), ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time']),
+    (dict(train_metrics=True), ['epoch', 'train_loss', 'train_accuracy', 'valid_loss', 'valid_accuracy', 'time']),
+    (dict(valid_metrics=False), ['epoch', 'train_loss', 'accuracy', 'time']),
+    (dict(add_time=False), ['epoch', 'train_loss', 'valid_loss', 'accuracy']),
+])
+def test_metric_names(settings, names):
+    assert fitted(Recorder(**settings), epochs=1).recorder.metric_names == names
+
+
+def test_one_row_per_epoch_smoothed_train_loss_then_valid_loss_and_metrics():
+    learn = fitted()
+    rec = learn.recorder
+    assert len(rec.values) == 2 and all(len(row) == 3 for row in rec.values)
+    train_loss, valid_loss, acc = rec.values[-1]
+    assert train_loss == pytest.approx(learn.smooth_loss.item())
+    assert [valid_loss, acc] == pytest.approx(learn.validate(), abs=1e-6)
+    assert all(isinstance(v, float) for row in rec.values for v in row)
+
+
+def test_train_metrics_are_computed_on_the_training_batches():
+    learn = fitted(Recorder(train_metrics=True), epochs=1)
+    train_loss, train_acc, valid_loss, valid_acc = learn.recorder.values[0]
+    assert 0 <= train_acc <= 1 and [valid_loss, valid_acc] == pytest.approx(learn.validate(), abs=1e-6)
+
+
+def test_per_batch_losses_lrs_and_epoch_ends():
+    learn = fitted(epochs=2)
+    rec = learn.recorder
+    assert len(rec.losses) == len(rec.lrs) == 6         # 48 items in batches of 16, two epochs
+    assert rec.lrs == [0.1] * 6 and rec.iters == [3, 6]
+    assert rec.losses[-1] == learn.smooth_loss and rec.values[-1][0] == pytest.approx(rec.losses[-1].item())
+
+
+def test_final_record_is_the_last_row():
+    learn = fitted(epochs=1)
+    assert learn.final_record == learn.recorder.values[-1]
+
+
+def test_a_cancelled_training_phase_shortens_the_row():
+    stop = Callback(after_batch=lambda cb: _raise(CancelTrainException) if cb.training else None)
+    learn = fitted(cbs=stop, epochs=1)
+    assert learn.recorder.metric_names[1:3] == ['train_loss', 'valid_loss']
+    assert learn.recorder.values == [pytest.approx(learn.validate(), abs=1e-6)]   # [valid_loss, accuracy]
+
+
+def test_a_cancelled_validation_leaves_only_the_train_loss():
+    stop = Callback(before_validate=lambda cb: _raise(CancelValidException))
+    learn = fitted(cbs=stop, epochs=1)
+    assert len(learn.recorder.values[0]) == 1
+
+
+def _raise(exc): raise exc
+
+
+def test_the_history_round_trips_through_json():
+    learn = fitted(epochs=2)
+    text = learn.recorder.to_json('history.json')
+    assert Path('history.json').read_text() == text
+    history = History.from_json(text)
+    assert history == learn.recorder.history()
+    assert history.metric_names == learn.recorder.metric_names and history.values == learn.recorder.values
+    assert history.losses == [v.item() for v in learn.recorder.losses] and history.iters == [3, 6]
+    assert set(json.loads(text)) == {'metric_names', 'values', 'losses', 'lrs', 'iters', 'hps'}
+
+
+def test_validate_resets_the_history_as_fastai_does():
+    learn = fitted(epochs=2)
+    learn.validate()
+    assert len(learn.recorder.values) == 1 and learn.recorder.losses == []
+
+
+def test_plot_loss_writes_a_png_without_a_display():
+    learn = quiet_learner(n_trn=8)
+    learn.fit(2)
+    ax = learn.recorder.plot_loss(skip_start=5)
+    train, valid = ax.get_lines()
+    assert list(train.get_xdata()) == list(range(5, 16))
+    assert list(valid.get_xdata()) == [8, 16]
+    assert list(valid.get_ydata()) == [row[1] for row in learn.recorder.values]
+    ax.figure.savefig('loss.png')
+    assert Path('loss.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_plot_loss_options():
+    learn = quiet_learner(n_trn=8)
+    learn.fit(1)
+    ax = learn.recorder.plot_loss(skip_start=0, with_valid=False, log=True, show_epochs=True)
+    assert ax.get_yscale() == 'log'
+    assert len(ax.get_lines()) == 2                     # the train loss and one epoch marker
+    assert isinstance(learn.recorder.losses[0], torch.Tensor)
