@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data import DataLoaders
 from ..utils import default_device, to_detach, to_device
-from .callback import v1_listify
+from .core import listify
 
 __all__ = ['DataBunch', 'DeviceDataLoader', 'DatasetType']
 
@@ -27,7 +27,7 @@ class DeviceDataLoader:
     "A loader whose batches are moved to ``device`` and then passed through ``tfms``."
 
     def __init__(self, dl: Any, device: Any, tfms: Any = None) -> None:
-        self.dl, self.device, self.tfms = dl, torch.device(device), v1_listify(tfms)
+        self.dl, self.device, self.tfms = dl, torch.device(device), listify(tfms)
 
     def __len__(self) -> int: return len(self.dl)
 
@@ -72,7 +72,7 @@ class DataBunch(DataLoaders):
                  dl_tfms: Any = None, path: str | Path = '.', collate_fn: Callable | None = None,
                  no_check: bool = False) -> None:
         device = torch.device(device) if device is not None else default_device()
-        tfms = v1_listify(dl_tfms)
+        tfms = listify(dl_tfms)
         super().__init__(_wrap(train_dl, device, tfms), _wrap(valid_dl, device, tfms), path=path, device=device)
         self.fix_dl, self.test_dl = _wrap(fix_dl, device, tfms), _wrap(test_dl, device, tfms)
         self.single_dl = _wrap(DataLoader(valid_dl.dataset, batch_size=1), device, tfms) \

@@ -18,7 +18,6 @@ import warnings
 import weakref
 from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
@@ -31,42 +30,18 @@ from ..learner import Learner as CoreLearner
 from ..persistence import load_model, save_model
 from ..progress import in_notebook
 from ..recorder import format_time
-from ..utils import camel2snake, default_device, even_mults, is_listy, noop, to_detach, to_device
+from ..utils import camel2snake, even_mults, is_listy, noop, to_detach, to_device
 from .basic_data import DataBunch, DatasetType
 from .bridge import V1Bar, run_v1
-from .callback import Callback, CallbackHandler, first_el, v1_listify, weighted_loss_mean
-from .optim import AdamW, OptimWrapper, bn_types
+from .callback import Callback, CallbackHandler, weighted_loss_mean
+from .core import defaults, first_el, listify
+from .optim import OptimWrapper
+from .torch_core import AdamW, bn_types, flatten_model, requires_grad, split_model
 
 __all__ = ['Learner', 'BasicLearner', 'LearnerCallback', 'Recorder', 'fit', 'loss_batch', 'validate', 'get_preds',
-           'DatasetType', 'defaults', 'flatten_model', 'split_model', 'requires_grad', 'loss_func2activ']
-
-defaults = SimpleNamespace(lr=slice(3e-3), wd=1e-2, silent=False, return_fig=False, extra_callbacks=None,
-                           extra_callback_fns=None, device=default_device())
-"fastai-1's library defaults (``defaults.lr = slice(3e-3)``, ``defaults.wd = 1e-2``...)."
-
+           'DatasetType', 'loss_func2activ']
 
 # ====================================================================== model helpers
-def flatten_model(m: nn.Module) -> list[nn.Module]:
-    "The leaf modules of ``m`` (a module with parameters of its own counts as a leaf, so none is lost)."
-    children = list(m.children())
-    if not children or next(m.parameters(recurse=False), None) is not None: return [m]
-    return [leaf for c in children for leaf in flatten_model(c)]
-
-
-def split_model(model: nn.Module, splits: Any) -> list[nn.Sequential]:
-    "Cut the flattened ``model`` into layer groups, each starting at one of the ``splits`` modules."
-    layers = flatten_model(model)
-    splits = [splits] if isinstance(splits, nn.Module) else list(splits)
-    idxs = [layers.index(flatten_model(s)[0]) for s in splits]
-    cuts = ([0] if not idxs or idxs[0] != 0 else []) + idxs + [len(layers)]
-    return [nn.Sequential(*layers[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
-
-
-def requires_grad(m: nn.Module, b: bool) -> None:
-    "Make every parameter of ``m`` trainable (``b``) or frozen."
-    for p in m.parameters(): p.requires_grad_(b)
-
-
 def loss_func2activ(loss_func: Any) -> Callable:
     "The activation that turns raw outputs into predictions for ``loss_func`` (softmax, exp, sigmoid or none)."
     act = getattr(loss_func, 'activation', None)
@@ -151,7 +126,7 @@ def fit(epochs: int, learn: Any, callbacks: Any = None, metrics: Any = None) -> 
     if learn.opt is None:
         raise ValueError('fit: learn.opt is None; create the optimizer first (learn.create_opt(lr, wd)) or call learn.fit')
     learn.n_epoch = epochs
-    run_v1(learn, v1_listify(callbacks), learn._run_fit, metrics=metrics, mode='fit', n_epochs=epochs,
+    run_v1(learn, listify(callbacks), learn._run_fit, metrics=metrics, mode='fit', n_epochs=epochs,
            pbar=V1Bar(epochs))
 
 
@@ -200,8 +175,8 @@ class Learner(_V1Learner):
         device = getattr(data, 'device', None)
         if device is not None: model.to(device)
         self.layer_groups = list(layer_groups) if layer_groups else [nn.Sequential(*flatten_model(model))]
-        self.callbacks = list(v1_listify(callbacks)) + list(v1_listify(defaults.extra_callbacks))
-        self.callback_fns = [partial(Recorder, add_time=self.add_time, silent=self.silent)] + list(v1_listify(callback_fns))
+        self.callbacks = list(listify(callbacks)) + list(listify(defaults.extra_callbacks))
+        self.callback_fns = [partial(Recorder, add_time=self.add_time, silent=self.silent)] + list(listify(callback_fns))
 
     @property
     def metrics(self) -> list:
@@ -209,11 +184,11 @@ class Learner(_V1Learner):
         return self._metrics
 
     @metrics.setter
-    def metrics(self, v: Any) -> None: self._metrics = list(v1_listify(v))
+    def metrics(self, v: Any) -> None: self._metrics = list(listify(v))
 
     # ------------------------------------------------------------------ training
     def _instantiate_fns(self) -> list:
-        return [f(self) for f in self.callback_fns + list(v1_listify(defaults.extra_callback_fns))]
+        return [f(self) for f in self.callback_fns + list(listify(defaults.extra_callback_fns))]
 
     def fit(self, epochs: int, lr: Any = defaults.lr, wd: Any = None, callbacks: Any = None) -> None:
         "Train for ``epochs`` epochs at ``lr`` (a float, one per layer group, or a slice) with weight decay ``wd``."
@@ -221,7 +196,7 @@ class Learner(_V1Learner):
         if wd is None: wd = self.wd
         if self.opt is None: self.create_opt(lr, wd)
         else: self.opt.lr, self.opt.wd = lr, wd
-        fit(epochs, self, metrics=self.metrics, callbacks=self.callbacks + self._instantiate_fns() + v1_listify(callbacks))
+        fit(epochs, self, metrics=self.metrics, callbacks=self.callbacks + self._instantiate_fns() + listify(callbacks))
 
     def lr_range(self, lr: Any) -> Any:
         "``lr`` per layer group: a slice(stop) gives stop/10 for all but the last, slice(start, stop) a geometric range."
@@ -266,7 +241,7 @@ class Learner(_V1Learner):
         callback_fns): on_train_begin, on_epoch_begin, the batches, on_epoch_end; no on_train_end."""
         dl = self.data.valid_dl if dl is None else dl
         metrics = self.metrics if metrics is None else metrics
-        handler, _ = run_v1(self, self.callbacks + v1_listify(callbacks), lambda: CoreLearner.validate(self, dl=dl),
+        handler, _ = run_v1(self, self.callbacks + listify(callbacks), lambda: CoreLearner.validate(self, dl=dl),
                             metrics=metrics, mode='validate', n_epochs=1, pbar=None)
         return handler.state_dict['last_metrics']
 

@@ -26,11 +26,12 @@ import numpy as np
 import torch
 
 from ..events import CancelException
-from ..utils import add_note, camel2snake, is_listy
+from ..utils import add_note, camel2snake
+from .core import first_el, is_listy, listify
+from .torch_core import add_metrics
 
-__all__ = ['Callback', 'CallbackHandler', 'SmoothenValue', 'AverageMetric', 'add_metrics', 'V1ReturnError',
-           'V1StateKeyError', 'V1_EVENTS', 'overridden_events', 'v1_listify', 'first_el', 'weighted_loss_mean',
-           'is_v1_callback']
+__all__ = ['Callback', 'CallbackHandler', 'SmoothenValue', 'AverageMetric', 'V1ReturnError', 'V1StateKeyError',
+           'V1_EVENTS', 'overridden_events', 'weighted_loss_mean', 'is_v1_callback']
 
 V1_EVENTS = ('train_begin', 'epoch_begin', 'batch_begin', 'loss_begin', 'backward_begin', 'backward_end',
              'step_end', 'batch_end', 'epoch_end', 'train_end')
@@ -119,27 +120,6 @@ class SmoothenValue:
         self.smooth = self.mov_avg / (1 - self.beta ** self.n)
 
 
-def v1_listify(p: Any) -> list:
-    "fastai-1's listify: None -> [], a 0-d tensor or scalar -> [p], a 1-d tensor, array or iterable -> its items."
-    if p is None: return []
-    if isinstance(p, list): return p
-    if isinstance(p, (str, bytes, Mapping)): return [p]
-    if isinstance(p, (torch.Tensor, np.ndarray)): return [p] if p.ndim == 0 else list(p)
-    try: return list(p)
-    except TypeError: return [p]
-
-
-def first_el(x: Any) -> Any:
-    "The first element of a (nested) list or tuple, or ``x`` itself."
-    while is_listy(x): x = x[0]
-    return x
-
-
-def add_metrics(last_metrics: Any, mets: Any) -> dict:
-    "The state update that appends ``mets`` to ``last_metrics`` (what a metric's on_epoch_end returns)."
-    return {'last_metrics': v1_listify(last_metrics) + v1_listify(mets)}
-
-
 def weighted_loss_mean(losses: list, nums: list) -> np.float32:
     "The batch-size-weighted mean of batch losses as a numpy float32 (one host read for the whole list)."
     values = torch.stack([l.float().reshape(()) for l in losses]).cpu().numpy()
@@ -208,9 +188,9 @@ class CallbackHandler:
     tracer: Callable | None = None
 
     def __init__(self, callbacks: Any = None, metrics: Any = None, beta: float = 0.98, state: Any = None) -> None:
-        cbs = v1_listify(callbacks)
+        cbs = listify(callbacks)
         self.callbacks = sorted(cbs, key=lambda cb: getattr(cb, '_order', 0))
-        self.metrics = [_wrap_metric(m) for m in v1_listify(metrics)]
+        self.metrics = [_wrap_metric(m) for m in listify(metrics)]
         self.beta = beta
         self.smoothener = SmoothenValue(beta)
         self.state_dict = {} if state is None else state

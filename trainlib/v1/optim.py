@@ -14,39 +14,9 @@ import torch
 from torch import nn
 
 from ..optim import OptimWrapper as CoreOptimWrapper
+from .torch_core import AdamW, split_no_wd_params
 
-__all__ = ['OptimWrapper', 'AdamW', 'split_no_wd_params', 'bn_types', 'no_wd_types']
-
-AdamW = partial(torch.optim.Adam, betas=(0.9, 0.99))
-"fastai-1's default ``opt_func``: torch Adam with betas (0.9, 0.99); the decoupled decay comes from ``true_wd``."
-
-bn_types = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-no_wd_types = bn_types + (nn.LayerNorm,)
-_bias_types = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-               nn.ConvTranspose3d)
-
-
-def _uniq(ps: list) -> list:
-    seen, out = set(), []
-    for p in ps:
-        if id(p) not in seen: seen.add(id(p)); out.append(p)
-    return out
-
-
-def split_no_wd_params(layer_groups: Sequence[nn.Module]) -> list[list]:
-    """Two lists per layer group: the params to decay, then the others (trainable params of norm
-    children, and the bias of linear/conv children, trainable or not)."""
-    out = []
-    for lg in layer_groups:
-        no_wd = []
-        for c in lg.children():
-            if isinstance(c, no_wd_types): no_wd += [p for p in c.parameters() if p.requires_grad]
-            elif isinstance(c, _bias_types) and c.bias is not None: no_wd.append(c.bias)
-        no_wd = _uniq(no_wd)
-        skip = {id(p) for p in no_wd}
-        out += [_uniq([p for p in lg.parameters() if p.requires_grad and id(p) not in skip]), no_wd]
-    return out
-
+__all__ = ['OptimWrapper']
 
 def _per_group(v: Any, n: int) -> list:
     if isinstance(v, (list, tuple, np.ndarray)) and not (isinstance(v, np.ndarray) and v.ndim == 0):
