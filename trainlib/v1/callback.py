@@ -116,7 +116,7 @@ class SmoothenValue:
     def add_value(self, val: Any) -> None:
         "Take in ``val`` (a tensor stays on its device: no host sync)."
         self.n += 1
-        self.mov_avg = self.beta * self.mov_avg + (1 - self.beta) * val
+        self.mov_avg = self.beta * self.mov_avg + (1 - self.beta) * val     # fastai's exact float32 rounding
         self.smooth = self.mov_avg / (1 - self.beta ** self.n)
 
 
