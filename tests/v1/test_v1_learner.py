@@ -1,6 +1,5 @@
 """The fastai-1 Learner, DataBunch, Recorder and LearnerCallback faces, running on the core loop."""
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import pytest

@@ -30,11 +30,11 @@ from ..learner import Learner as CoreLearner
 from ..persistence import load_model, save_model
 from ..progress import in_notebook
 from ..recorder import format_time
-from ..utils import camel2snake, even_mults, is_listy, noop, to_detach, to_device
+from ..utils import camel2snake, even_mults, noop, to_detach, to_device
 from .basic_data import DataBunch, DatasetType
 from .bridge import V1Bar, run_v1
 from .callback import Callback, CallbackHandler, weighted_loss_mean
-from .core import defaults, first_el, listify
+from .core import defaults, first_el, is_listy, listify
 from .optim import OptimWrapper
 from .torch_core import AdamW, bn_types, flatten_model, requires_grad, split_model
 
