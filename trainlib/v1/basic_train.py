@@ -38,8 +38,8 @@ from .core import defaults, first_el, is_listy, listify
 from .optim import OptimWrapper
 from .torch_core import AdamW, bn_types, flatten_model, requires_grad, split_model
 
-__all__ = ['Learner', 'BasicLearner', 'LearnerCallback', 'Recorder', 'fit', 'loss_batch', 'validate', 'get_preds',
-           'DatasetType', 'loss_func2activ']
+__all__ = ['Learner', 'BasicLearner', 'LearnerCallback', 'Recorder', 'RecordOnCPU', 'fit', 'train_epoch', 'loss_batch',
+           'validate', 'get_preds', 'DatasetType', 'loss_func2activ']
 
 # ====================================================================== model helpers
 def loss_func2activ(loss_func: Any) -> Callable:
@@ -88,6 +88,16 @@ def validate(model: nn.Module, dl: Any, loss_func: Callable | None = None, cb_ha
             if cb_handler is not None and cb_handler.on_batch_end(losses[-1]): break
             if n_batch and len(nums) >= n_batch: break
         return weighted_loss_mean(losses, nums) if average else losses
+
+
+def train_epoch(model: nn.Module, dl: Any, opt: Any, loss_func: Callable) -> None:
+    "One plain training epoch of ``model`` on ``dl`` (no callbacks)."
+    model.train()
+    for xb, yb in dl:
+        loss = loss_func(model(xb), yb)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
 
 
 def get_preds(model: nn.Module, dl: Any, pbar: Any = None, cb_handler: CallbackHandler | None = None,
@@ -323,6 +333,12 @@ class LearnerCallback(Callback):
         return getattr(learn, k)
 
     def __setstate__(self, state: dict) -> None: self.__dict__.update(state)
+
+
+class RecordOnCPU(Callback):
+    "Keep a CPU copy of the current batch's input and target (``self.input``, ``self.target``)."
+    def on_batch_begin(self, last_input: Any, last_target: Any, **kwargs: Any) -> None:
+        self.input, self.target = to_detach(last_input), to_detach(last_target)
 
 
 class Recorder(LearnerCallback):
