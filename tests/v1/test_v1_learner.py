@@ -1,4 +1,5 @@
 """The fastai-1 Learner, DataBunch, Recorder and LearnerCallback faces, running on the core loop."""
+import pickle
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,6 +163,8 @@ def test_learner_callback_registration_and_callback_fns():
     learn.fit(1)
     assert learn.count_batches is not first                                           # re-created at every fit
     assert learn.recorder.learn is learn
+    copy = pickle.loads(pickle.dumps(learn.count_batches))
+    assert copy.n == 4 and copy.learn is None
 
 
 def test_dataclass_learner_callback_works_but_is_not_registered():

@@ -332,6 +332,9 @@ class LearnerCallback(Callback):
         if learn is None: raise AttributeError(f'{type(self).__name__!r} object has no attribute {k!r}')
         return getattr(learn, k)
 
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != '_learn'}     # a weak reference does not pickle
+
     def __setstate__(self, state: dict) -> None: self.__dict__.update(state)
 
 
