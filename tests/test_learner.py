@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tiny import blobs_learner, quiet_learner, recording
-from trainlib import (SGD, Adam, CancelFitException, Callback, CallbackError, CastToTensor, DataLoaders, Learner,
+from tiny import blobs_dls, blobs_learner, quiet_learner, recording
+from trainlib import (SGD, Adam, CancelFitException, Callback, CallbackError, CastToTensor, CrossEntropyLossFlat,
+                      DataLoaders, Learner, accuracy,
                       MSELossFlat, ProgressCallback, Recorder, TrainEvalCallback, before_batch_cb, load_learner, noop)
 from trainlib.testing import RegModel, synth_dbunch
 
@@ -447,6 +448,64 @@ def test_get_preds_inner_fires_only_the_validation_events():
     learn.get_preds(cbs=recording('Spy', events, log)())
     assert [e for e, _ in log] == events
     assert not hasattr(learn, 'spy')                # cbs= are there for that call only
+
+
+LOOP_STATE = ('dl', 'xb', 'yb', 'pred', 'loss', 'loss_grad', 'iter', 'n_iter', 'training', 'epoch', 'train_iter',
+              'pct_train', 'smooth_loss')
+
+
+class EvaluateDuringFit(Callback):
+    "Calls get_preds (inner or not) and validate in the middle of a training phase and at the end of each epoch."
+    def __init__(self): self.changed, self.preds, self.scores = [], [], []
+
+    def evaluate(self):
+        learn = self.learn
+        before = {k: getattr(learn, k) for k in LOOP_STATE}
+        modes = learn.model.training
+        self.preds.append(learn.get_preds(inner=True)[0])
+        learn.get_preds()                                   # inner=False: also an inner pass inside a fit
+        self.scores.append(learn.validate())
+        self.changed += [k for k in LOOP_STATE if getattr(learn, k) is not before[k]]
+        if learn.model.training != modes: self.changed.append('model.training')
+
+    def after_batch(self):
+        if self.learn.training and self.learn.iter == 1: self.evaluate()
+
+    def after_epoch(self): self.evaluate()
+
+
+def fitted_blobs(cbs=()):
+    torch.manual_seed(0)
+    learn = Learner(blobs_dls(n_train=50, shuffle_train=False), nn.Linear(2, 2), loss_func=CrossEntropyLossFlat(),
+                    lr=0.1, metrics=accuracy, cbs=list(cbs))
+    learn.logger = noop
+    learn.fit(2)
+    return learn
+
+
+def test_get_preds_and_validate_from_a_callback_leave_the_running_fit_alone():
+    spy = EvaluateDuringFit()
+    learn, twin = fitted_blobs([spy]), fitted_blobs()
+    assert spy.changed == []                            # dl, xb, training, model.train() ... all as they were
+    assert learn.recorder.values == twin.recorder.values and learn.recorder.losses == twin.recorder.losses
+    assert learn.recorder.iters == twin.recorder.iters and torch.equal(learn.model.weight, twin.model.weight)
+    assert learn.recorder.metric_names == ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time']
+    x, y = learn.dls.valid_ds.tensors
+    with torch.no_grad(): torch.testing.assert_close(spy.preds[-1], F.softmax(learn.model(x), -1))
+    assert spy.scores[-1] == pytest.approx(learn.recorder.values[-1][1:], abs=1e-6)   # after the epoch: same model
+    assert len(spy.preds) == len(spy.scores) == 4 and not hasattr(learn, 'gather_preds')
+
+
+def test_a_pass_inside_a_phase_keeps_that_phases_progress_bar(monkeypatch):
+    import io, sys
+    class Terminal(io.StringIO):
+        def isatty(self): return True
+    monkeypatch.setattr(sys, 'stdout', Terminal())
+    monkeypatch.setattr(ProgressCallback, 'refresh_every', 0.)
+    learn = fitted_blobs([EvaluateDuringFit()])
+    out = sys.stdout.getvalue()
+    assert out.count('[0/4 ') == 2 and out.count('[4/4 ') == 2        # one bar per training phase, run to the end
+    assert learn.progress.pbar is None and learn.progress._nested == 0
 
 
 def test_get_preds_streams_to_folders():

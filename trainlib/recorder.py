@@ -5,6 +5,7 @@ once per epoch, when the row is logged.
 """
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from dataclasses_json import dataclass_json
 from .callback import Callback
 from .metrics import AvgLoss, AvgSmoothLoss
 
-__all__ = ['Recorder', 'History', 'format_time']
+__all__ = ['Recorder', 'History', 'ValidationMeter', 'format_time']
 
 
 def format_time(t: float) -> str:
@@ -198,3 +199,24 @@ class Recorder(Callback):
             for (x, y), name, color in zip(suggestions, names, colors): ax.plot(x, y, 'o', label=name, c=color)
             ax.legend(loc='best')
         return fig if return_fig else None
+
+
+class ValidationMeter(Callback):
+    """Measure one validation pass on its own: the mean loss and copies of ``learn.metrics``, so the
+    Recorder's record is left alone (what ``learn.validate()`` runs from a callback during a fit)."""
+    order = 50
+
+    def before_validate(self) -> None:
+        "Start from fresh copies of the loss and the metrics."
+        self.mets = [AvgLoss()] + [copy.copy(m) for m in self.learn.metrics]
+        for m in self.mets: m.reset()
+
+    def after_batch(self) -> None:
+        "Accumulate the batch (on the device, as the Recorder does)."
+        if len(self.learn.yb) == 0: return
+        for m in self.mets: m.accumulate(self.learn)
+
+    @property
+    def values(self) -> list:
+        "``[valid_loss, *metrics]`` as plain numbers."
+        return [_to_float(m.value) for m in self.mets]
