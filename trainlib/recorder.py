@@ -79,19 +79,23 @@ class Recorder(Callback):
         self._train_now, self._valid_now = self._train_mets, self._valid_mets
 
     def before_epoch(self) -> None:
+        "Start the row and the epoch's timer."
         self.cancel_train = self.cancel_valid = False
         self.start_epoch = time.time()
         self.log = [self.learn.epoch]
 
     def before_train(self) -> None:
+        "Reset the training metrics (the smoothed loss runs on across epochs)."
         self._train_now = self._train_mets
         for m in self._train_now[1:]: m.reset()
 
     def before_validate(self) -> None:
+        "Reset the validation loss and metrics."
         self._valid_now = self._valid_mets
         for m in self._valid_now: m.reset()
 
     def after_batch(self) -> None:
+        "Accumulate the phase's metrics on the device; in training, record lr and smoothed loss."
         learn = self.learn
         if len(learn.yb) == 0: return
         mets = (self._train_now if learn.training else self._valid_now) if self._train_now is not None \
@@ -103,16 +107,24 @@ class Recorder(Callback):
         self.losses.append(smooth)
         learn.smooth_loss = smooth
 
-    def after_cancel_train(self) -> None: self.cancel_train = True
-    def after_cancel_validate(self) -> None: self.cancel_valid = True
+    def after_cancel_train(self) -> None:
+        "A cancelled training phase adds no columns to the row."
+        self.cancel_train = True
+
+    def after_cancel_validate(self) -> None:
+        "A cancelled validation adds no columns to the row."
+        self.cancel_valid = True
 
     def after_train(self) -> None:
+        "Add the training columns to the row (read from the device here)."
         self.log += [_to_float(m.value) for m in self._train_mets]
 
     def after_validate(self) -> None:
+        "Add the validation columns to the row (read from the device here)."
         self.log += [_to_float(m.value) for m in self._valid_mets]
 
     def after_epoch(self) -> None:
+        "Store the row in ``values``/``final_record`` and hand it, with the time, to the logger."
         learn = self.learn
         learn.final_record = self.log[1:].copy()
         self.values.append(learn.final_record)

@@ -127,11 +127,20 @@ class replacing_yield:
     def __exit__(self, *exc: Any) -> bool:
         self._gen.close()
         return False
+
     def __iter__(self) -> Iterator[None]: return self
     def __next__(self) -> None: return next(self._gen)
-    def send(self, v: Any) -> Any: return self._gen.send(v)
-    def throw(self, *args: Any) -> Any: return self._gen.throw(*args)
-    def close(self) -> None: self._gen.close()
+    def send(self, v: Any) -> Any:
+        "Generator protocol: send ``v``."
+        return self._gen.send(v)
+
+    def throw(self, *args: Any) -> Any:
+        "Generator protocol: throw into it."
+        return self._gen.throw(*args)
+
+    def close(self) -> None:
+        "Generator protocol: close."
+        self._gen.close()
 
 
 def tensor(x: Any, *rest, **kwargs) -> torch.Tensor:

@@ -38,12 +38,14 @@ class GatherPredsCallback(Callback):
         self.concat_dim = concat_dim
 
     def before_validate(self) -> None:
+        "Start empty lists (and create the folders to save to)."
         self.preds, self.targets, self.inputs, self.losses = [], [], [], []
         self._count = 0
         for d in (self.save_preds, self.save_targs):
             if d is not None: d.mkdir(parents=True, exist_ok=True)
 
     def after_batch(self) -> None:
+        "Keep (or save) the batch's predictions, targets, inputs and losses."
         learn = self.learn
         if not hasattr(learn, 'pred'): return
         i = self._count
