@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tiny import blobs_dls, blobs_learner, quiet_learner, recording
 from trainlib import (SGD, Adam, CancelFitException, Callback, CallbackError, CastToTensor, CrossEntropyLossFlat,
-                      DataLoaders, Learner, accuracy,
+                      DataLoaders, Learner, accuracy, error_rate,
                       MSELossFlat, ProgressCallback, Recorder, TrainEvalCallback, before_batch_cb, load_learner, noop)
 from trainlib.testing import RegModel, synth_dbunch
 
@@ -559,6 +559,39 @@ def test_export_and_load_learner_round_trip():
     assert [type(cb) for cb in loaded.cbs] == [type(cb) for cb in learn.cbs] and loaded.recorder.learn is loaded
     got = loaded.predict(item)
     assert got[0] == expected[0] and torch.equal(got[2], expected[2])
+
+
+def test_export_with_the_default_callbacks_and_metrics(capsys):
+    learn = blobs_learner(metrics=[accuracy, error_rate])
+    learn.fit(2)
+    item, x, y = torch.tensor([1., -1.]), *learn.dls.valid_ds.tensors
+    expected, scores = learn.predict(item), learn.validate()
+    loaded = load_learner(learn.export('model.pkl'))
+    assert [type(cb) for cb in loaded.cbs] == [TrainEvalCallback, Recorder, CastToTensor, ProgressCallback]
+    assert loaded.opt is None and len(loaded.dls) == 0 and loaded.dls.vocab == ['neg', 'pos']
+    with pytest.raises(IndexError, match=r'DataLoaders has 0 loader\(s\): there is no dls\[0\]'): loaded.dls.train
+    assert [m.name for m in loaded.metrics] == ['accuracy', 'error_rate']
+    for attr in Recorder._stateattrs: assert attr not in vars(loaded.recorder)          # dropped, as in fastai
+    assert loaded.progress.mbar is None and loaded.progress.pbar is None
+    assert loaded.logger is print and loaded.progress.learn is loaded
+    got = loaded.predict(item)
+    assert got[0] == expected[0] and torch.equal(got[2], expected[2])
+    other = DataLoaders(DataLoader(TensorDataset(x, y), batch_size=8), DataLoader(TensorDataset(x, y), batch_size=8))
+    assert loaded.validate(dl=other.valid) == pytest.approx(scores, abs=1e-6)
+    capsys.readouterr()
+    loaded.dls = other
+    loaded.fit(1)                                       # new data: it trains and prints its table again
+    assert capsys.readouterr().out.startswith('epoch     train_loss  valid_loss  accuracy  error_rate  time')
+
+
+def test_export_names_the_part_that_cannot_be_pickled():
+    learn = blobs_learner(metrics=[accuracy, lambda p, t: (p.argmax(1) == t).float().mean()])
+    learn.create_opt()
+    dls, opt = learn.dls, learn.opt
+    with pytest.raises((pickle.PicklingError, AttributeError)) as e:      # (which one depends on the Python)
+        learn.export()
+    assert 'Learner.export: learn.metrics[1] (AvgMetric) cannot be pickled' in ''.join(e.value.__notes__)
+    assert list(Path('.').iterdir()) == [] and learn.dls is dls and learn.opt is opt     # nothing written, restored
 
 
 def test_save_and_load_weights_and_optimizer_state():

@@ -63,7 +63,7 @@ class DataLoaders:
     @property
     def train(self) -> Any:
         "The training loader."
-        return self.loaders[0]
+        return self[0]
 
     @property
     def valid(self) -> Any:
@@ -82,7 +82,7 @@ class DataLoaders:
 
     def one_batch(self, i: int = 0) -> Any:
         "The first batch of loader ``i``, on ``device``."
-        return to_device(next(iter(self.loaders[i])), self.device)
+        return to_device(next(iter(self[i])), self.device)
 
     def cpu(self) -> 'DataLoaders':
         "Send batches to the CPU from now on."

@@ -6,6 +6,7 @@ the events and their order are documented in :mod:`trainlib.events`. ``fit``, ``
 """
 from __future__ import annotations
 
+import pickle
 import threading
 import warnings
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -622,8 +623,24 @@ class Learner:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
                 atomic_save(self, target, pickle_protocol=pickle_protocol)
+        except (pickle.PicklingError, AttributeError, TypeError) as e:
+            culprit = self._unpicklable_part(pickle_protocol)
+            if culprit is not None:
+                add_note(e, f'Learner.export: {culprit} cannot be pickled; a lambda or a local function cannot: '
+                            f'define it with `def` at module level, or remove it before exporting')
+            raise
         finally: self.dls, self.opt = old_dls, old_opt
         return target
+
+    def _unpicklable_part(self, protocol: int) -> str | None:
+        "The first part of the exported state that pickle refuses, as ``learn.metrics[0] (AvgMetric)``, or None."
+        for key, value in self.__getstate__().items():
+            for i, part in (enumerate(value) if isinstance(value, list) else [(None, value)]):
+                try: pickle.dumps(part, protocol=protocol)
+                except Exception:
+                    where = f'learn.{key.lstrip("_")}' + ('' if i is None else f'[{i}]')
+                    return f'{where} ({type(part).__name__})'
+        return None
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items()
