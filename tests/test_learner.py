@@ -419,6 +419,38 @@ def test_get_preds_on_a_given_loader_in_its_data_order():
     with torch.no_grad(): torch.testing.assert_close(preds, F.softmax(learn.model(x), dim=-1))
 
 
+def test_get_preds_on_a_shuffled_dropping_training_loader_gives_every_item_in_dataset_order():
+    learn = Learner(blobs_dls(n_train=50), nn.Linear(2, 2), loss_func=CrossEntropyLossFlat())
+    assert learn.dls.train.drop_last and len(learn.dls.train) == 3              # 48 of the 50 items a pass
+    preds, targs = learn.get_preds(ds_idx=0)
+    x, y = learn.dls.train_ds.tensors
+    assert torch.equal(targs, y)
+    with torch.no_grad(): torch.testing.assert_close(preds, F.softmax(learn.model(x), dim=-1))
+    synth = quiet_learner(n_trn=3)                                              # fastai's own shuffling sampler
+    assert torch.equal(synth.get_preds(ds_idx=0)[1], synth.dls.train_ds.tensors[1])
+
+
+class LongestFirst(torch.utils.data.Sampler):
+    "Batches of 4 items, largest first coordinate first (as a sampler that sorts by length does)."
+    def __init__(self, x): self.idxs = x[:, 0].argsort(descending=True).tolist()
+    def __iter__(self): return iter([self.idxs[i:i + 4] for i in range(0, len(self.idxs), 4)])
+    def __len__(self): return (len(self.idxs) + 3) // 4
+
+
+def test_get_preds_reorder_puts_a_loader_with_its_own_batches_back_in_dataset_order():
+    learn = blobs_learner()
+    x, y = learn.dls.valid_ds.tensors
+    dl = DataLoader(TensorDataset(x, y), batch_sampler=LongestFirst(x))
+    inputs, preds, targs, losses = learn.get_preds(dl=dl, with_input=True, with_loss=True, act=noop)
+    with torch.no_grad(): logits = learn.model(x)
+    assert torch.equal(inputs, x) and torch.equal(targs, y)
+    torch.testing.assert_close(preds, logits)
+    torch.testing.assert_close(losses, F.cross_entropy(logits, y, reduction='none'))
+    first = x[:, 0].argsort(descending=True)
+    raw_inputs, _, raw_targs = learn.get_preds(dl=dl, with_input=True, reorder=False)
+    assert torch.equal(raw_inputs, x[first]) and torch.equal(raw_targs, y[first])     # the sampler's order
+
+
 def test_get_preds_with_everything():
     learn = blobs_learner()
     inputs, preds, targs, decoded, losses = learn.get_preds(with_input=True, with_decoded=True, with_loss=True)

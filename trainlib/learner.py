@@ -20,7 +20,7 @@ from .callback import Callback, CallbackError, build_dispatch, event_method, sor
 from .callbacks.core import CastToTensor, SkipToEpoch, TrainEvalCallback
 from .callbacks.fp16 import MixedPrecision
 from .callbacks.preds import GatherPredsCallback
-from .data import sequential_loader
+from .data import prediction_loader
 from . import lr_finder as _lr_finder, schedule as _schedule
 from .events import (EVENTS, CancelBackwardException, CancelBatchException, CancelEpochException, CancelException,
                      CancelFitException, CancelStepException, CancelTrainException, CancelValidException)
@@ -552,9 +552,11 @@ class Learner:
                   with_targs: bool = True, concat_dim: int = 0) -> tuple:
         """Predictions on ``dls[ds_idx]`` (or ``dl``), in the order of the data:
         ``(inputs?, preds, targets, decoded?, losses?)``. ``save_preds``/``save_targs`` stream to a folder.
-        Called from a callback during a fit, it is always an ``inner`` pass that leaves the fit's state alone."""
+        A loader with a batch_sampler of its own keeps its batches; ``reorder`` puts the results back in
+        dataset order (files saved to folders keep the batch order). Called from a callback during a fit,
+        it is always an ``inner`` pass that leaves the fit's state alone."""
         if dl is None: dl = self.dls[ds_idx]
-        dl = sequential_loader(dl)
+        dl, order = prediction_loader(dl, reorder)
         gather = GatherPredsCallback(with_input=with_input, with_loss=with_loss, save_preds=save_preds,
                                      save_targs=save_targs, with_preds=with_preds, with_targs=with_targs,
                                      concat_dim=concat_dim)
@@ -564,7 +566,7 @@ class Learner:
             stack.enter_context(self.validation_context(cbs=[gather] + listify(cbs), inner=inner or nested))
             if with_loss: stack.enter_context(self.loss_not_reduced())
             self._do_epoch_validate(dl=dl)
-            inputs, preds, targs, losses = gather.all_tensors()
+            inputs, preds, targs, losses = gather.all_tensors(order)
             if act is None: act = getattr(self.loss_func, 'activation', noop)
             if preds is not None: preds = act(preds)
             res = ([inputs] if with_input else []) + [preds, targs]
