@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from tiny import blobs_dls, blobs_learner, quiet_learner, recording
 from trainlib import (SGD, Adam, CancelFitException, Callback, CallbackError, CastToTensor, CrossEntropyLossFlat,
                       DataLoaders, Learner, accuracy, error_rate,
-                      MSELossFlat, ProgressCallback, Recorder, TrainEvalCallback, before_batch_cb, load_learner, noop)
+                      MSELossFlat, ProgressCallback, Recorder, TrainEvalCallback, before_batch_cb, find_bs, load_learner,
+                      noop)
 from trainlib.testing import RegModel, synth_dbunch
 
 
@@ -55,6 +56,47 @@ def test_bad_model_and_loss_errors():
         Learner(synth_dbunch(), lambda x: x, loss_func=MSELossFlat())
     with pytest.raises(TypeError, match="Learner: loss_func must be callable .* got 'mse'"):
         Learner(synth_dbunch(), RegModel(), loss_func='mse')
+
+
+class Unsized:
+    "A loader without a length: batches from a generator."
+    def __init__(self, batches): self.batches = batches
+    def __iter__(self): return iter(self.batches)
+
+
+def test_a_loader_without_a_length_is_named():
+    batch = (torch.randn(4, 1), torch.randn(4, 1))
+    learn = Learner(DataLoaders(Unsized([batch]), [batch], device='cpu'), RegModel(), loss_func=MSELossFlat())
+    with pytest.raises(TypeError, match=r'^the Learner needs loaders with a length: Unsized has no len\(\)$'):
+        learn.fit(1)
+
+
+def test_an_opt_func_that_returns_no_optimizer_is_named():
+    learn = Learner(synth_dbunch(), RegModel(), loss_func=MSELossFlat(), opt_func=lambda params, lr: list(params))
+    with pytest.raises(TypeError, match=r'opt_func must return an optimizer \(an OptimWrapper or a torch '
+                                        r'optimizer\), got list'):
+        learn.fit(1)
+
+
+def test_a_progress_callback_needs_a_recorder():
+    learn = Learner(synth_dbunch(), RegModel(), loss_func=MSELossFlat(), default_cbs=False,
+                    cbs=[TrainEvalCallback, ProgressCallback])
+    with pytest.raises(CallbackError, match=r'ProgressCallback needs a Recorder on the Learner \(learn.recorder\)') \
+            as e:
+        learn.fit(1)
+    assert e.value.__notes__ == ['Exception occurred in `ProgressCallback` when calling event `before_fit`']
+
+
+def test_a_callback_name_must_be_an_identifier():
+    class Oddly(Callback): name = 'not a name'
+    with pytest.raises(CallbackError, match="callback `Oddly`: its name 'not a name' is not a valid attribute name"):
+        quiet_learner().add_cb(Oddly())
+
+
+def test_a_batch_without_a_tensor_has_no_batch_size():
+    with pytest.raises(ValueError, match='no tensor found in the batch tuple to read the batch size from'):
+        find_bs((['cat', 'dog'],))                  # (strings are not searched letter by letter)
+    assert find_bs(('name', {'x': torch.zeros(3, 2)})) == 3
 
 
 # -------------------------------------------------------------------------- callback management

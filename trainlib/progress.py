@@ -72,6 +72,7 @@ class ProgressCallback(Callback):
     refresh_every = 0.2
     mbar = pbar = None          # no bars outside a fit (e.g. learn.one_batch) or after unpickling
     _bars = _html = False
+    old_logger = None           # the logger to give back after the fit (None: the table was not printed)
     _nested = 0                 # passes run inside a phase that has a bar (get_preds(inner=True) from a callback)
 
     def before_fit(self) -> None:

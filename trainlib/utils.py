@@ -84,13 +84,17 @@ def to_cpu(b: Any) -> Any:
 
 
 def find_bs(b: Any) -> int:
-    "The batch size: the first dimension of the first tensor found in ``b``."
+    "The batch size: the first dimension of the first tensor found in ``b`` (nested tuples, lists, dicts)."
+    bs = _first_bs(b)
+    if bs is None: raise ValueError(f'no tensor found in the batch {type(b).__name__} to read the batch size from')
+    return bs
+
+
+def _first_bs(b: Any) -> int | None:
     if isinstance(b, torch.Tensor): return b.shape[0] if b.dim() else 1
     if isinstance(b, dict): b = list(b.values())
-    for o in b:
-        try: return find_bs(o)
-        except (TypeError, ValueError): continue
-    raise ValueError(f'no tensor found in the batch {type(b).__name__} to read the batch size from')
+    if not isinstance(b, (list, tuple)): return None
+    return next((bs for bs in map(_first_bs, b) if bs is not None), None)
 
 
 _camel_re1 = re.compile('(.)([A-Z][a-z]+)')
