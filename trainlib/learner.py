@@ -307,21 +307,23 @@ class Learner:
             self._run_fit()
 
     def _run_fit(self) -> None:
-        before_fit, after_cancel_fit, _ = _LEVELS['fit']
         self._running += 1
+        try: self._fit_with_events()
+        finally: self._running -= 1
+
+    def _fit_with_events(self) -> None:
+        before_fit, after_cancel_fit, _ = _LEVELS['fit']
         try:
             try:
-                try:
-                    self._fire(before_fit)
-                    self._do_fit()
-                except CancelFitException:
-                    self._fire(after_cancel_fit)
-            except BaseException as exc:
-                self._after_fit_on_failure(exc)
-                raise
-            try: self._fire_all('after_fit')
-            finally: self._end_cleanup()
-        finally: self._running -= 1
+                self._fire(before_fit)
+                self._do_fit()
+            except CancelFitException:
+                self._fire(after_cancel_fit)
+        except BaseException as exc:
+            self._after_fit_on_failure(exc)
+            raise
+        try: self._fire_all('after_fit')
+        finally: self._end_cleanup()
 
     def _after_fit_on_failure(self, exc: BaseException) -> None:
         "Run ``after_fit`` with ``learn.exception`` set, keeping ``exc`` as the error that propagates."
