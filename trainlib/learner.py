@@ -41,7 +41,8 @@ callback_adapters: list[Callable[[Any], Callback | None]] = []
 a Callback for it or None. ``trainlib.v1`` registers the one that wraps fastai-1 callbacks."""
 
 _EVENT_SET = frozenset(EVENTS)
-_LOOP_STATE = ('dl', 'xb', 'yb', 'pred', 'loss', 'loss_grad', 'iter', 'n_iter', 'training')
+_LOOP_STATE = ('dl', 'xb', 'yb', 'pred', 'loss', 'loss_grad', 'iter', 'n_iter', 'training', 'epoch', 'n_epoch',
+               'train_iter', 'pct_train')
 _LEVELS = {name: (f'before_{name}', f'after_cancel_{name}', f'after_{name}')
            for name in ('fit', 'epoch', 'train', 'validate', 'batch', 'backward', 'step')}
 

@@ -525,14 +525,37 @@ class OptimWrapper:
     def _v1_set(self, name: str, v: Any) -> None:
         if v is not None: self.set_hyper(name, v)
 
-    lr = property(lambda self: self.get_hyper('lr'), lambda self, v: self.set_hyper('lr', v),
-                  doc="fastai 1: the last group's learning rate; set a scalar or one value per layer group.")
-    mom = property(lambda self: self._v1_get('mom'), lambda self, v: self._v1_set('mom', v),
-                   doc="fastai 1: momentum (``momentum`` or ``betas[0]``); None if the optimizer has none.")
-    beta = property(lambda self: self._v1_get('sqr_mom'), lambda self, v: self._v1_set('sqr_mom', v),
-                    doc="fastai 1: ``betas[1]`` or RMSprop's ``alpha`` (fastai 2's ``sqr_mom``); None ignored.")
-    wd = property(lambda self: self.get_hyper('wd'), lambda self, v: self.set_hyper('wd', v),
-                  doc="fastai 1: the last group's weight decay (decoupled when ``true_wd``).")
+    @property
+    def lr(self) -> Any:
+        "fastai 1: the last group's learning rate; set a scalar or one value per layer group."
+        return self.get_hyper('lr')
+
+    @lr.setter
+    def lr(self, v: Any) -> None: self.set_hyper('lr', v)
+
+    @property
+    def mom(self) -> Any:
+        "fastai 1: momentum (``momentum`` or ``betas[0]``); None if the optimizer has none."
+        return self._v1_get('mom')
+
+    @mom.setter
+    def mom(self, v: Any) -> None: self._v1_set('mom', v)
+
+    @property
+    def beta(self) -> Any:
+        "fastai 1: ``betas[1]`` or RMSprop's ``alpha`` (fastai 2's ``sqr_mom``); setting None is ignored."
+        return self._v1_get('sqr_mom')
+
+    @beta.setter
+    def beta(self, v: Any) -> None: self._v1_set('sqr_mom', v)
+
+    @property
+    def wd(self) -> Any:
+        "fastai 1: the last group's weight decay (decoupled when ``true_wd``)."
+        return self.get_hyper('wd')
+
+    @wd.setter
+    def wd(self, v: Any) -> None: self.set_hyper('wd', v)
 
     @property
     def true_wd(self) -> bool:

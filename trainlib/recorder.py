@@ -17,7 +17,7 @@ import torch
 from dataclasses_json import dataclass_json
 
 from .callback import Callback
-from .metrics import AvgLoss, AvgSmoothLoss
+from .metrics import AvgLoss, AvgSmoothLoss, Metric
 
 __all__ = ['Recorder', 'History', 'ValidationMeter', 'format_time']
 
@@ -220,7 +220,8 @@ class ValidationMeter(Callback):
 
     def before_validate(self) -> None:
         "Start from fresh copies of the loss and the metrics."
-        self.mets = [AvgLoss()] + [copy.copy(m) for m in self.learn.metrics]
+        # Only Metric objects: a v1 Learner keeps raw v1 metrics, which its own handler measures.
+        self.mets = [AvgLoss()] + [copy.copy(m) for m in self.learn.metrics if isinstance(m, Metric)]
         for m in self.mets: m.reset()
 
     def after_batch(self) -> None:

@@ -14,6 +14,7 @@ core callbacks are only ``TrainEvalCallback`` (train/eval switching); the v1 Rec
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 import warnings
 import weakref
 from functools import partial
@@ -251,9 +252,14 @@ class Learner(_V1Learner):
         callback_fns): on_train_begin, on_epoch_begin, the batches, on_epoch_end; no on_train_end."""
         dl = self.data.valid_dl if dl is None else dl
         metrics = self.metrics if metrics is None else metrics
-        handler, _ = run_v1(self, self.callbacks + listify(callbacks), lambda: CoreLearner.validate(self, dl=dl),
+        handler, _ = run_v1(self, self.callbacks + listify(callbacks), lambda: self._v1_validate_pass(dl),
                             metrics=metrics, mode='validate', n_epochs=1, pbar=None)
         return handler.state_dict['last_metrics']
+
+    def _v1_validate_pass(self, dl: Any) -> None:
+        "A validation pass with fit/epoch events (v1 callbacks get on_train_begin...); inside a fit, the fit's state comes back."
+        with self._nested_pass() if self._running else nullcontext(), self.validation_context():
+            self._do_epoch_validate(dl=dl)
 
     def get_preds(self, ds_type: DatasetType = DatasetType.Valid, activ: Callable | None = None,
                   with_loss: bool = False, n_batch: int | None = None, pbar: Any = None) -> list:
