@@ -119,6 +119,7 @@ class AccumulateScheduler(LearnerCallback):
             warn("For better gradients consider 'reduction=sum'")
 
     def on_epoch_begin(self, **kwargs: Any) -> None:
+        "Nothing accumulated yet."
         self.acc_samples, self.acc_batches = 0., 0.
 
     def on_batch_begin(self, last_input: Any, train: bool, **kwargs: Any) -> None:

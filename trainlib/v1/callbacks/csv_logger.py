@@ -41,6 +41,7 @@ class CSVLogger(LearnerCallback):
         if add_header: self.file.write(','.join(self.learn.recorder.names[:None if self.add_time else -1]) + '\n')
 
     def on_epoch_begin(self, **kwargs: Any) -> None:
+        "Start the epoch's clock."
         if self.add_time: self.start_epoch = time()
 
     def on_epoch_end(self, epoch: int, smooth_loss: Any, last_metrics: Any, **kwargs: Any) -> None:

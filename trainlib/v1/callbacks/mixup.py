@@ -71,6 +71,7 @@ class MixUpLoss(Module):
         self.reduction = reduction
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        "The (reduced) loss of ``output`` for a mixed target ``[y1, y2, λ]`` or a plain one."
         if target.dim() == 2:
             lam = target[:, 2]
             d = self.crit(output, target[:, 0].long()) * lam + self.crit(output, target[:, 1].long()) * (1 - lam)

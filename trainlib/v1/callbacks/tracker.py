@@ -84,6 +84,7 @@ class _PatientTracker(TrackerCallback):
         self.min_delta, self.patience = -min_delta if self.operator == np.less else min_delta, patience
 
     def on_train_begin(self, **kwargs: Any) -> None:
+        "No epoch without improvement yet."
         self.wait = 0
         super().on_train_begin(**kwargs)
 
@@ -125,6 +126,7 @@ class ReduceLROnPlateauCallback(_PatientTracker):
         self.factor, self.min_lr = factor, min_lr
 
     def on_train_begin(self, **kwargs: Any) -> None:
+        "Take hold of the optimizer."
         self.opt = self.learn.opt
         super().on_train_begin(**kwargs)
 
@@ -161,6 +163,7 @@ class SaveModelCallback(TrackerCallback):
         except (OSError, RuntimeError, KeyError): print(f'Model {self.name}_{epoch - 1} not found.')
 
     def on_train_begin(self, **kwargs: Any) -> None:
+        "Nothing saved by this fit yet."
         self._saved = False
         super().on_train_begin(**kwargs)
 
