@@ -3,14 +3,12 @@
 The oracle wrapped fastai 1.0.61's CallbackHandler; here the same observations come from the handler's
 ``tracer`` seam (state at the start of each event), a wrapper of ``CallbackHandler._call`` (one line per
 callback, with the state keys it changed), the optimizer's step/zero_grad and a gradient hook.
-OneCycleScheduler and LRFinder are written here, small and to the spec's formulas (§8.2, §8.3), until
-the stock v1 callbacks exist.
+Sections A and F run the stock OneCycleScheduler (``learn.fit_one_cycle``) and LRFinder (``learn.lr_find``).
 """
 from __future__ import annotations
 
 import contextlib
 import io
-import math
 import re
 
 import numpy as np
@@ -18,8 +16,8 @@ import torch
 import torch.nn as nn
 from torch.utils.data import TensorDataset
 
-from trainlib.v1 import (Callback, CallbackHandler, DataBunch, Learner, LearnerCallback, OptimWrapper, Scheduler,
-                         accuracy, annealing_exp)
+from trainlib.v1 import (Callback, CallbackHandler, DataBunch, Learner, LearnerCallback, LRFinder, OneCycleScheduler,
+                         OptimWrapper, accuracy)
 from trainlib.v1.callback import AverageMetric, add_metrics, overridden_events
 
 TRACE: list[str] = []
@@ -190,66 +188,6 @@ class V1Custom(Callback):
     def on_epoch_end(self, last_metrics, **kwargs): return {'last_metrics': last_metrics + [-1.0]}
 
 
-def _cos(start, end, pct): return end + (start - end) / 2 * (np.cos(np.pi * pct) + 1)
-
-
-class OneCycleScheduler(LearnerCallback):
-    "§8.2: cosine warm-up of lr (and down of momentum) over 30% of the batches, then back."
-    def __init__(self, learn, lr_max, moms=(0.95, 0.85), div_factor=25., pct_start=0.3):
-        super().__init__(learn)
-        self.lr_max, self.moms, self.div, self.pct = lr_max, moms, div_factor, pct_start
-    def on_train_begin(self, n_epochs, **kwargs):
-        n = len(self.learn.data.train_dl) * n_epochs
-        a1 = int(n * self.pct)
-        low, final = self.lr_max / self.div, self.lr_max / (self.div * 1e4)
-        self.phases = [((low, self.lr_max), self.moms, max(1, a1)), ((self.lr_max, final), self.moms[::-1], n - a1)]
-        self.phase, self.i = 0, 0
-        self.learn.opt.lr, self.learn.opt.mom = low, self.moms[0]
-    def on_batch_end(self, train, **kwargs):
-        if not train: return None
-        if self.phase >= len(self.phases): return {'stop_training': True, 'stop_epoch': True}
-        lrs, moms, n = self.phases[self.phase]
-        self.i += 1
-        self.learn.opt.lr, self.learn.opt.mom = _cos(*lrs, self.i / n), _cos(*moms, self.i / n)
-        if self.i >= n: self.phase, self.i = self.phase + 1, 0
-        return None
-
-
-def fit_one_cycle(learn, cyc_len, max_lr):
-    learn.fit(cyc_len, learn.lr_range(max_lr), callbacks=[OneCycleScheduler(learn, learn.lr_range(max_lr))])
-
-
-class LRFinder(LearnerCallback):
-    "§8.3: exponential lr from start to end over num_it batches, no validation, weights restored at the end."
-    def __init__(self, learn, start_lr, end_lr, num_it):
-        super().__init__(learn)
-        self.start, self.end, self.num_it = start_lr, end_lr, num_it
-    def on_train_begin(self, **kwargs):
-        self.learn.save('tmp')
-        self.learn.opt.lr = self.start
-        self.sched = Scheduler((self.start, self.end), self.num_it, annealing_exp)
-        self.stop, self.best = None, 0
-        return {'skip_validate': True}
-    def on_batch_end(self, iteration, smooth_loss, **kwargs):
-        if iteration == 0 or smooth_loss < self.best: self.best = smooth_loss
-        self.learn.opt.lr = self.sched.step()
-        if self.sched.is_done or smooth_loss > 4 * self.best or torch.isnan(smooth_loss):
-            if self.stop is None: self.stop = iteration
-            return {'stop_epoch': True, 'stop_training': True}
-        return None
-    def on_epoch_end(self, **kwargs):
-        if self.stop is not None: return {'stop_training': True}
-        return None
-    def on_train_end(self, **kwargs):
-        self.learn.load('tmp', purge=False)
-        print('LR Finder is complete, type {learner_name}.recorder.plot() to see the graph.')
-
-
-def lr_find(learn, start_lr, end_lr, num_it):
-    epochs = math.ceil(num_it / len(learn.data.train_dl))
-    learn.fit(epochs, start_lr, callbacks=[LRFinder(learn, start_lr, end_lr, num_it)])
-
-
 class StopEarly(Callback):
     def on_batch_end(self, train, num_batch, **kwargs):
         if train and num_batch == 1: return {'stop_epoch': True, 'stop_training': True}
@@ -278,7 +216,7 @@ def learner(**kwargs) -> Learner:
 def scenario_a():
     learn = learner(metrics=[accuracy, MeanTarget()], callback_fns=[ExtraColumn], callbacks=[V1Custom()])
     torch.manual_seed(1)
-    fit_one_cycle(learn, 2, 1e-2)
+    learn.fit_one_cycle(2, 1e-2)
     r = learn.recorder
     emit('-- summary after fit_one_cycle(2, 1e-2):')
     emit(f'   learn.recorder.names       = {r.names}')
@@ -312,7 +250,7 @@ def scenario_e():
 def scenario_f():
     learn = learner()
     torch.manual_seed(1)
-    lr_find(learn, start_lr=1e-5, end_lr=1, num_it=5)
+    learn.lr_find(start_lr=1e-5, end_lr=1, num_it=5)
     r = learn.recorder
     return (f'lrs={fmt([float(x) for x in r.lrs])} losses={fmt(r.losses)} nb_batches={r.nb_batches} '
             f'val_losses={fmt(r.val_losses)} opt.lr after={fmt(learn.opt.lr)}')

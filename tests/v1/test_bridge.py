@@ -1,9 +1,8 @@
 """The bridge itself: a v1 callback handed to a core (v2) Learner, the live state view, and no host sync."""
-import sys
-
 import torch
 
 import test_v1_learner as tl
+from host_reads import count_host_reads
 from trainlib.testing import synth_learner
 from trainlib.v1 import Callback, V1Adapter, accuracy
 from trainlib.v1.bridge import LearnerState, V1Driver
@@ -46,15 +45,7 @@ def test_state_is_a_live_view_of_the_learner():
 
 def test_no_host_sync_per_batch_in_a_v1_fit(monkeypatch):
     "trainlib's own code reads no tensor back to the host per batch (the validation loss: once per epoch)."
-    calls = []
-    def counting(name):
-        orig = getattr(torch.Tensor, name)
-        def f(self, *a, **k):
-            if '/trainlib/' in sys._getframe(1).f_code.co_filename: calls.append(name)
-            return orig(self, *a, **k)
-        return f
-    for name in ('item', 'cpu', 'tolist', '__float__', '__bool__', 'numpy'):
-        monkeypatch.setattr(torch.Tensor, name, counting(name))
+    calls = count_host_reads(monkeypatch)
     learn = tl.learner(metrics=[accuracy])
     learn.fit(2)                                        # 2 epochs x (4 train + 2 valid) batches
     assert calls == ['cpu', 'numpy'] * 2

@@ -1,16 +1,20 @@
 """The fastai-1-style public API: ``from trainlib.v1 import *`` stands for fastai 1's star imports
-(``basic_train``, ``callback``, ``basic_data``, ``metrics``; ``callbacks`` and ``train`` as they arrive):
+(``basic_train``, ``callback``, ``basic_data``, ``metrics``, ``callbacks``, ``train``):
 the generic names of :mod:`trainlib.v1.imports` plus the v1 classes and functions below. Everything
 trains on trainlib's one loop (see :mod:`trainlib.v1.bridge`)."""
 from .imports import *
 from .imports import __all__ as _generic
-from .callback import (Callback, CallbackHandler, SmoothenValue, AverageMetric, V1ReturnError, V1StateKeyError, Scheduler,
+from .callback import (Callback, CallbackHandler, SmoothenValue, AverageMetric, V1ReturnError, V1StateKeyError, Scheduler, Stepper,
                        annealing_no, annealing_linear, annealing_exp, annealing_cos, annealing_poly)
 from .optim import OptimWrapper
 from .basic_data import DataBunch, DeviceDataLoader, DatasetType
 from .basic_train import (Learner, BasicLearner, LearnerCallback, Recorder, RecordOnCPU, fit, train_epoch, loss_batch,
                           validate, get_preds)
 from .bridge import V1Adapter
+from .callbacks import *
+from .callbacks import __all__ as _stock_callbacks
+from .train import *
+from .train import __all__ as _train
 from ..metrics import accuracy, error_rate
 
 __all__ = list(_generic) + ['Callback', 'CallbackHandler', 'SmoothenValue', 'AverageMetric', 'V1ReturnError',
@@ -18,4 +22,4 @@ __all__ = list(_generic) + ['Callback', 'CallbackHandler', 'SmoothenValue', 'Ave
                             'Learner', 'BasicLearner', 'LearnerCallback', 'Recorder', 'fit', 'loss_batch', 'validate',
                             'get_preds', 'V1Adapter', 'accuracy', 'error_rate', 'Scheduler', 'annealing_no',
                             'annealing_linear', 'annealing_exp', 'annealing_cos', 'annealing_poly', 'RecordOnCPU',
-                            'train_epoch']
+                            'train_epoch', 'Stepper'] + list(_stock_callbacks) + list(_train)

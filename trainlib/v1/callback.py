@@ -32,7 +32,7 @@ from .core import first_el, is_listy, listify
 from .torch_core import add_metrics
 
 __all__ = ['Callback', 'CallbackHandler', 'SmoothenValue', 'AverageMetric', 'V1ReturnError', 'V1StateKeyError',
-           'V1_EVENTS', 'overridden_events', 'weighted_loss_mean', 'is_v1_callback', 'Scheduler', 'annealing_no',
+           'V1_EVENTS', 'overridden_events', 'weighted_loss_mean', 'is_v1_callback', 'Scheduler', 'Stepper', 'annealing_no',
            'annealing_linear', 'annealing_exp', 'annealing_cos', 'annealing_poly']
 
 V1_EVENTS = ('train_begin', 'epoch_begin', 'batch_begin', 'loss_begin', 'backward_begin', 'backward_end',
@@ -436,3 +436,7 @@ class Scheduler:
     def is_done(self) -> bool:
         "True once ``n_iter`` steps were taken."
         return self.n >= self.n_iter
+
+
+Stepper = Scheduler
+"fastai <= 1.0.47's name for :class:`Scheduler`."
