@@ -16,7 +16,7 @@ This is the one place where every event is documented. ``Learner.fit`` runs, in 
             after_loss                           # change learn.loss_grad (what backward uses)
             before_backward; loss_grad.backward(); after_backward     # gradients are ready
             before_step;     opt.step();          after_step
-            opt.zero_grad()                      # skipped when the batch is cancelled
+            opt.zero_grad()                      # skipped when the batch is cancelled, or once if learn.skip_zero_grad
             after_batch                          # Recorder: smooth_loss; TrainEval: train_iter, pct_train
         after_train
         # ---- validation phase (torch.no_grad, learn.dl = dls.valid, learn.training = False)

@@ -61,6 +61,8 @@ def _annotate(exc: BaseException, method: Any, event: str) -> None:
 
 class Learner:
     """A model, its data, loss and optimizer, and the callbacks that shape its training loop."""
+    skip_zero_grad: bool = False
+    "Set by a callback before the batch ends to keep its gradients: the loop skips the next ``opt.zero_grad()`` once."
 
     def __init__(self, dls: Any, model: torch.nn.Module, loss_func: Callable | None = None,
                  opt_func: Callable = Adam, lr: float = defaults.lr, splitter: Callable = trainable_params,
@@ -388,7 +390,8 @@ class Learner:
         if not self.training or not len(self.yb): return
         self._with_events(self._backward, 'backward', CancelBackwardException)
         self._with_events(self._step, 'step', CancelStepException)
-        self.opt.zero_grad()
+        if self.skip_zero_grad: self.skip_zero_grad = False
+        else: self.opt.zero_grad()
 
     def _loss_changed(self, loss_grad: Any) -> None:
         "A callback changed ``learn.loss`` in after_loss but left ``loss_grad``: back-propagate the new loss."

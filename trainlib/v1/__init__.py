@@ -1,0 +1,17 @@
+"""The fastai-1-style public API: ``from trainlib.v1 import *`` stands for fastai 1's star imports
+(``basic_train``, ``callback``, ``basic_data``, ``metrics``; ``callbacks`` and ``train`` as they arrive):
+the generic names of :mod:`trainlib.v1.imports` plus the v1 classes and functions below. Everything
+trains on trainlib's one loop (see :mod:`trainlib.v1.bridge`)."""
+from .imports import *
+from .imports import __all__ as _generic
+from .callback import Callback, CallbackHandler, SmoothenValue, AverageMetric, V1ReturnError, V1StateKeyError
+from .optim import OptimWrapper
+from .basic_data import DataBunch, DeviceDataLoader, DatasetType
+from .basic_train import Learner, BasicLearner, LearnerCallback, Recorder, fit, loss_batch, validate, get_preds
+from .bridge import V1Adapter
+from ..metrics import accuracy, error_rate
+
+__all__ = list(_generic) + ['Callback', 'CallbackHandler', 'SmoothenValue', 'AverageMetric', 'V1ReturnError',
+                            'V1StateKeyError', 'OptimWrapper', 'DataBunch', 'DeviceDataLoader', 'DatasetType',
+                            'Learner', 'BasicLearner', 'LearnerCallback', 'Recorder', 'fit', 'loss_batch', 'validate',
+                            'get_preds', 'V1Adapter', 'accuracy', 'error_rate']

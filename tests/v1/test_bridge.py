@@ -1,0 +1,60 @@
+"""The bridge itself: a v1 callback handed to a core (v2) Learner, the live state view, and no host sync."""
+import sys
+
+import torch
+
+import test_v1_learner as tl
+from trainlib.testing import synth_learner
+from trainlib.v1 import Callback, V1Adapter, accuracy
+from trainlib.v1.bridge import LearnerState, V1Driver
+
+
+def test_v1_callback_on_a_core_learner():
+    seen = []
+    class V1Spy(Callback):
+        def on_train_begin(self, n_epochs, **kwargs): seen.append(('train_begin', n_epochs))
+        def on_batch_end(self, train, iteration, smooth_loss, **kwargs):
+            if train: seen.append(('batch_end', iteration, type(smooth_loss).__name__))
+        def on_epoch_end(self, epoch, **kwargs):
+            seen.append(('epoch_end', epoch))
+            return {'stop_training': True}
+        def on_train_end(self, exception, **kwargs): seen.append(('train_end', exception))
+    learn = synth_learner(n_trn=2)
+    learn.logger = lambda *a: None
+    learn.add_cb(V1Spy())
+    assert any(isinstance(c, V1Adapter) for c in learn.cbs) and any(isinstance(c, V1Driver) for c in learn.cbs)
+    learn.fit(3)
+    assert seen == [('train_begin', 3), ('batch_end', 0, 'Tensor'), ('batch_end', 1, 'Tensor'), ('epoch_end', 0),
+                    ('train_end', False)]
+    assert len(learn.recorder.values) == 1             # the v2 Recorder saw the one epoch the v1 callback allowed
+    learn.remove_cbs([c for c in learn.cbs if isinstance(c, V1Adapter)])
+    assert not any(isinstance(c, V1Driver) for c in learn.cbs)
+
+
+def test_state_is_a_live_view_of_the_learner():
+    learn = tl.learner()
+    learn.fit(1)
+    state = LearnerState(learn)
+    learn.xb, learn.yb = (torch.ones(2, 4),), (torch.zeros(2).long(),)
+    state.show('last_input', 'last_target')
+    assert state['last_input'] is learn.xb[0] and set(state) == {'last_input', 'last_target'}
+    state['last_input'] = [torch.zeros(1), torch.ones(1)]           # two inputs: model(*xb)
+    assert len(learn.xb) == 2 and isinstance(state['last_input'], list)
+    state['epoch'] = 3
+    assert 'epoch' in state and 'last_output' not in state and state.copy()['epoch'] == 3
+
+
+def test_no_host_sync_per_batch_in_a_v1_fit(monkeypatch):
+    "trainlib's own code reads no tensor back to the host per batch (the validation loss: once per epoch)."
+    calls = []
+    def counting(name):
+        orig = getattr(torch.Tensor, name)
+        def f(self, *a, **k):
+            if '/trainlib/' in sys._getframe(1).f_code.co_filename: calls.append(name)
+            return orig(self, *a, **k)
+        return f
+    for name in ('item', 'cpu', 'tolist', '__float__', '__bool__', 'numpy'):
+        monkeypatch.setattr(torch.Tensor, name, counting(name))
+    learn = tl.learner(metrics=[accuracy])
+    learn.fit(2)                                        # 2 epochs x (4 train + 2 valid) batches
+    assert calls == ['cpu', 'numpy'] * 2

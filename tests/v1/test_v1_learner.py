@@ -1,0 +1,228 @@
+"""The fastai-1 Learner, DataBunch, Recorder and LearnerCallback faces, running on the core loop."""
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from trainlib.v1 import (BasicLearner, Callback, DataBunch, DatasetType, Learner, LearnerCallback, Recorder, accuracy,
+                         fit)
+
+
+def data(n_train=32, n_valid=16, bs=8, **kwargs):
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(n_train + n_valid, 4, generator=g)
+    y = (X[:, 0] > 0).long()
+    return DataBunch.create(TensorDataset(X[:n_train], y[:n_train]), TensorDataset(X[n_train:], y[n_train:]), bs=bs,
+                            device='cpu', **kwargs)
+
+
+def model():
+    return nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+
+
+def learner(**kwargs):
+    kw = dict(loss_func=nn.CrossEntropyLoss(), silent=True)
+    kw.update(kwargs)
+    return Learner(data(), model(), **kw)
+
+
+# ---------------------------------------------------------------- DataBunch
+def test_databunch_create_shuffles_and_drops_last_for_training_only():
+    d = data(n_train=30, n_valid=10, bs=8)
+    assert len(d.train_dl) == 3 and len(d.valid_dl) == 2 and len(d.fix_dl) == 4
+    assert d.train_dl.dl.drop_last and isinstance(d.train_dl.dl.sampler, torch.utils.data.RandomSampler)
+    assert not d.valid_dl.dl.drop_last and len(d.train_ds) == 30 and len(d.valid_ds) == 10
+    assert d.loss_func is F.nll_loss and not d.empty_val and str(d.device) == 'cpu'
+    x, y = d.one_batch(DatasetType.Valid)
+    assert x.shape == (8, 4) and y.shape == (8,)
+    with pytest.raises(AttributeError): d.c          # a TensorDataset has no number of classes
+
+
+def test_databunch_from_loaders_and_empty_validation():
+    X, y = torch.randn(16, 4), torch.zeros(16).long()
+    d = DataBunch(DataLoader(TensorDataset(X, y), batch_size=4), DataLoader(TensorDataset(X[:0], y[:0]), batch_size=4),
+                  device='cpu')
+    assert len(d.train_dl) == 4 and d.empty_val
+    learn = Learner(d, model(), loss_func=nn.CrossEntropyLoss(), silent=True)
+    learn.fit(1)
+    assert learn.recorder.val_losses == [None] and learn.model.training      # validation skipped
+
+
+# ---------------------------------------------------------------- Learner: defaults, optimizer, layer groups
+def test_learner_defaults_and_lazy_optimizer():
+    learn = learner()
+    assert learn.opt is None and learn.wd == 1e-2 and learn.true_wd and learn.bn_wd and learn.train_bn
+    assert len(learn.layer_groups) == 1 and learn.callback_fns[0].func is Recorder
+    learn.fit(1, 1e-3)
+    opt = learn.opt
+    assert type(opt.opt) is torch.optim.Adam and opt.opt.defaults['betas'] == (0.9, 0.99)
+    assert len(opt.opt.param_groups) == 2 and opt.lr == 1e-3 and opt.wd == 1e-2 and opt.mom == 0.9 and opt.beta == 0.99
+    no_wd = {id(p) for p in opt.opt.param_groups[1]['params']}
+    assert no_wd == {id(learn.model[0].bias), id(learn.model[1].weight), id(learn.model[1].bias), id(learn.model[3].bias)}
+    state = dict(opt.opt.state)
+    learn.fit(1, 2e-3)
+    assert learn.opt is opt and opt.lr == 2e-3 and len(opt.opt.state) == len(state)    # reused, Adam state kept
+
+
+def test_lr_range_split_and_freeze():
+    learn = learner().split(lambda m: [m[1], m[3]])
+    assert [len(g) for g in learn.layer_groups] == [1, 2, 1]
+    np.testing.assert_allclose(learn.lr_range(slice(3e-3)), [3e-4, 3e-4, 3e-3])
+    np.testing.assert_allclose(learn.lr_range(slice(1e-4, 1e-2)), [1e-4, 1e-3, 1e-2])
+    assert learn.lr_range(0.1) == 0.1
+    learn.freeze()
+    assert not learn.model[0].weight.requires_grad and learn.model[1].weight.requires_grad   # BN stays (train_bn)
+    assert learn.model[3].weight.requires_grad and len(learn.opt.opt.param_groups) == 6
+    learn.fit(1, slice(1e-3))
+    assert learn.opt.opt.param_groups[0]['lr'] == pytest.approx(1e-4) and learn.opt.lr == pytest.approx(1e-3)
+    learn.unfreeze()
+    assert all(p.requires_grad for p in learn.model.parameters())
+
+
+def test_true_wd_decays_every_parameter_before_the_step():
+    learn = learner()
+    learn.create_opt(0.1, wd=0.5)
+    w0 = learn.model[0].weight.detach().clone()
+    learn.opt.step()                                   # no gradients at all: Adam does nothing, the decay does
+    torch.testing.assert_close(learn.model[0].weight.detach(), w0 * (1 - 0.5 * 0.1))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    learn = learner(path=tmp_path)
+    learn.fit(1)
+    target = learn.save('stage1', return_path=True)
+    assert target == tmp_path / 'models' / 'stage1.pth' and target.exists()
+    w = learn.model[0].weight.detach().clone()
+    learn.fit(1)
+    assert not torch.equal(learn.model[0].weight, w)
+    assert learn.load('stage1') is learn and torch.equal(learn.model[0].weight, w)
+
+
+# ---------------------------------------------------------------- evaluation
+def test_validate_get_preds_and_pred_batch():
+    events = []
+    class Spy(Callback):
+        def on_train_begin(self, **kwargs): events.append('train_begin')
+        def on_batch_begin(self, train, **kwargs): events.append(('batch_begin', train))
+        def on_loss_begin(self, **kwargs): events.append('loss_begin')
+        def on_train_end(self, **kwargs): events.append('train_end')
+    learn = learner(metrics=[accuracy], callbacks=[Spy()])
+    learn.fit(1)
+    losses = list(learn.recorder.losses)
+    events.clear()
+    val_loss, acc = learn.validate()
+    assert isinstance(val_loss, np.float32) and 0 <= float(acc) <= 1
+    assert 'train_end' not in events and learn.recorder.losses == losses        # validate leaves the Recorder alone
+    events.clear()
+    preds, targs, losses = learn.get_preds(with_loss=True)
+    assert preds.shape == (16, 2) and torch.allclose(preds.sum(1), torch.ones(16))    # softmax for cross-entropy
+    logits = learn.model.eval()(learn.data.valid_ds.tensors[0])
+    torch.testing.assert_close(losses, F.cross_entropy(logits, targs, reduction='none'))
+    assert not hasattr(learn.recorder, 'losses') and 'train_begin' not in events       # a fresh Recorder, batch events only
+    assert len(learn.get_preds(DatasetType.Fix, n_batch=2)[0]) == 16
+    events.clear()
+    p = learn.pred_batch()
+    assert p.shape == (8, 2) and events == [('batch_begin', False), 'loss_begin']
+
+
+# ---------------------------------------------------------------- Recorder
+def test_recorder_history_table_and_plots(capsys):
+    learn = learner(metrics=[accuracy], silent=False, add_time=False)
+    learn.fit(2, 1e-3)
+    r = learn.recorder
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == 'epoch     train_loss  valid_loss  accuracy'
+    assert out[1].split()[:3] == ['0', f'{float(r.losses[3]):.6f}', f'{float(r.val_losses[0]):.6f}']
+    assert r.names == ['epoch', 'train_loss', 'valid_loss', 'accuracy'] and r.nb_batches == [4, 4]
+    assert len(r.losses) == len(r.lrs) == len(r.moms) == 8 and len(r.metrics) == 2
+    assert all(isinstance(x, torch.Tensor) for x in r.losses)                      # no host sync per batch
+    assert len(r.plot_lr(show_moms=True, return_fig=True).axes) == 2
+    assert r.plot_losses(return_fig=True).axes[0].get_legend() is not None
+    assert len(r.plot_metrics(return_fig=True).axes) == 1
+    fig = r.plot(skip_start=0, skip_end=0, suggestion=True, return_fig=True)
+    assert fig.axes[0].get_xscale() == 'log' and 'Min numerical gradient' in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- LearnerCallback, callback_fns, dataclasses
+class CountBatches(LearnerCallback):
+    def on_train_begin(self, **kwargs): self.n = 0
+    def on_batch_end(self, train, **kwargs):
+        if train: self.n += 1
+
+
+def test_learner_callback_registration_and_callback_fns():
+    learn = learner(callback_fns=[CountBatches])
+    learn.fit(1)
+    first = learn.count_batches
+    assert first.n == 4 and first.learn is learn and first.model is learn.model      # attribute lookups go to learn
+    learn.fit(1)
+    assert learn.count_batches is not first                                           # re-created at every fit
+    assert learn.recorder.learn is learn
+
+
+def test_dataclass_learner_callback_works_but_is_not_registered():
+    @dataclass
+    class Scale(LearnerCallback):
+        learn: Learner
+        factor: float = 2.
+        def on_loss_begin(self, last_output, **kwargs): return {'last_output': last_output * self.factor}
+    learn = learner()
+    cb = Scale(learn)
+    learn.fit(1, callbacks=[cb])
+    assert cb.learn is learn and not hasattr(learn, 'scale')
+
+
+def test_bn_layers_frozen_in_on_epoch_begin_stay_in_eval_mode():
+    modes = []
+    class BnFreeze(Callback):
+        def on_epoch_begin(self, **kwargs): learn.model[1].eval()
+        def on_batch_begin(self, train, **kwargs):
+            if train: modes.append((learn.model.training, learn.model[1].training))
+    learn = learner(callbacks=[BnFreeze()])
+    learn.fit(2)
+    assert modes == [(True, False)] * 8
+
+
+def test_resuming_at_an_epoch_runs_the_rest_and_jumps_callbacks():
+    seen = []
+    class Resume(Callback):
+        def on_train_begin(self, **kwargs): return {'epoch': 2}
+        def jump_to_epoch(self, epoch): seen.append(('jump', epoch))
+        def on_epoch_begin(self, epoch, **kwargs): seen.append(('epoch', epoch))
+    learn = learner()
+    learn.fit(3, callbacks=[Resume()])
+    assert seen == [('jump', 2), ('epoch', 2)] and learn.recorder.nb_batches == [4]
+
+
+def test_skip_validate_from_on_train_begin():
+    class NoValid(Callback):
+        def on_train_begin(self, **kwargs): return {'skip_validate': True}
+    learn = learner()
+    learn.fit(2, callbacks=[NoValid()])
+    assert learn.recorder.val_losses == [None, None] and learn.model.training
+
+
+# ---------------------------------------------------------------- module fit, BasicLearner, errors
+def test_module_fit_on_a_basic_learner():
+    m = model()
+    bl = BasicLearner(m, nn.CrossEntropyLoss(), torch.optim.SGD(m.parameters(), lr=0.1), data())
+    w = m[0].weight.detach().clone()
+    seen = []
+    class Spy(Callback):
+        def on_epoch_end(self, last_metrics, **kwargs): seen.append(last_metrics)
+    fit(2, bl, callbacks=[Spy()], metrics=[accuracy])
+    assert not torch.equal(m[0].weight, w) and len(seen) == 2 and len(seen[0]) == 2
+
+
+def test_module_fit_errors():
+    with pytest.raises(TypeError, match='fit: learn must be a trainlib Learner'): fit(1, object())
+    empty = DataBunch.create(TensorDataset(torch.randn(4, 4), torch.zeros(4).long()),
+                             TensorDataset(torch.randn(4, 4), torch.zeros(4).long()), bs=8, device='cpu')
+    with pytest.raises(AssertionError, match="Your training dataloader is empty, can't train a model"):
+        Learner(empty, model(), loss_func=nn.CrossEntropyLoss()).fit(1)
+    with pytest.raises(ValueError, match='learn.opt is None'): fit(1, learner())

@@ -1,0 +1,175 @@
+"""fastai-1's ``DataBunch`` over plain torch data, as core ``DataLoaders`` (``dls[0]`` train, ``dls[1]`` valid).
+
+Unlike fastai 1, importing this changes nothing in torch (no patched ``DataLoader``), and
+``DataBunch.create`` uses ``num_workers=0`` unless asked (fastai 1 took every CPU, up to 16).
+"""
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from ..data import DataLoaders
+from ..utils import default_device, to_detach, to_device
+from .core import listify
+
+__all__ = ['DataBunch', 'DeviceDataLoader', 'DatasetType']
+
+DatasetType = Enum('DatasetType', 'Train Valid Test Single Fix')
+"Which data a Learner method works on: ``Train`` (shuffled), ``Valid``, ``Test``, ``Single``, ``Fix`` (train in order)."
+
+
+class DeviceDataLoader:
+    "A loader whose batches are moved to ``device`` and then passed through ``tfms``."
+
+    def __init__(self, dl: Any, device: Any, tfms: Any = None) -> None:
+        self.dl, self.device, self.tfms = dl, torch.device(device), listify(tfms)
+
+    def __len__(self) -> int: return len(self.dl)
+
+    def __iter__(self) -> Iterator[Any]:
+        for b in self.dl:
+            b = to_device(b, self.device)
+            for f in self.tfms: b = f(b)
+            yield b
+
+    @property
+    def dataset(self) -> Any:
+        "The dataset of the wrapped loader."
+        return getattr(self.dl, 'dataset', None)
+
+    @property
+    def batch_size(self) -> Any:
+        "The batch size of the wrapped loader."
+        return getattr(self.dl, 'batch_size', None)
+
+    def add_tfm(self, tfm: Callable) -> None:
+        "Apply ``tfm`` to every batch from now on."
+        self.tfms.append(tfm)
+
+    def remove_tfm(self, tfm: Callable) -> None:
+        "Stop applying ``tfm``."
+        if tfm in self.tfms: self.tfms.remove(tfm)
+
+    def __repr__(self) -> str: return f'DeviceDataLoader({self.dl!r}, device={self.device})'
+
+
+def _wrap(dl: Any, device: Any, tfms: list) -> Any:
+    if dl is None or isinstance(dl, DeviceDataLoader): return dl
+    return DeviceDataLoader(dl, device, list(tfms))
+
+
+class DataBunch(DataLoaders):
+    """The train and valid loaders (and optional ``fix_dl``, ``test_dl``) of a fastai-1 Learner.
+
+    ``train_dl``/``valid_dl`` are the core's ``dls[0]``/``dls[1]``; batches go to ``device``."""
+
+    def __init__(self, train_dl: Any, valid_dl: Any, fix_dl: Any = None, test_dl: Any = None, device: Any = None,
+                 dl_tfms: Any = None, path: str | Path = '.', collate_fn: Callable | None = None,
+                 no_check: bool = False) -> None:
+        device = torch.device(device) if device is not None else default_device()
+        tfms = listify(dl_tfms)
+        super().__init__(_wrap(train_dl, device, tfms), _wrap(valid_dl, device, tfms), path=path, device=device)
+        self.fix_dl, self.test_dl = _wrap(fix_dl, device, tfms), _wrap(test_dl, device, tfms)
+        self.single_dl = _wrap(DataLoader(valid_dl.dataset, batch_size=1), device, tfms) \
+            if getattr(valid_dl, 'dataset', None) is not None else None
+
+    @classmethod
+    def create(cls, train_ds: Dataset, valid_ds: Dataset, test_ds: Dataset | None = None, path: str | Path = '.',
+               bs: int = 64, val_bs: int | None = None, num_workers: int = 0, dl_tfms: Any = None,
+               device: Any = None, collate_fn: Callable | None = None, no_check: bool = False,
+               **dl_kwargs: Any) -> 'DataBunch':
+        """Loaders over datasets: train shuffled and dropping its last partial batch; valid, fix (train in
+        order) and test in order, with ``val_bs`` (default ``bs``)."""
+        val_bs = bs if val_bs is None else val_bs
+        if collate_fn is not None: dl_kwargs['collate_fn'] = collate_fn
+
+        def dl(ds: Any, b: int, train: bool = False) -> Any:
+            if ds is None: return None
+            return DataLoader(ds, batch_size=b, shuffle=train, drop_last=train, num_workers=num_workers, **dl_kwargs)
+        return cls(dl(train_ds, bs, True), dl(valid_ds, val_bs), fix_dl=dl(train_ds, val_bs), test_dl=dl(test_ds, val_bs),
+                   device=device, dl_tfms=dl_tfms, path=path)
+
+    # ------------------------------------------------------------------ loaders and datasets
+    @property
+    def train_dl(self) -> Any:
+        "The training loader (shuffled)."
+        return self.loaders[0]
+
+    @train_dl.setter
+    def train_dl(self, dl: Any) -> None: self.loaders[0] = _wrap(dl, self.device, [])
+
+    @property
+    def valid_dl(self) -> Any:
+        "The validation loader (None: no validation)."
+        return self.loaders[1]
+
+    @valid_dl.setter
+    def valid_dl(self, dl: Any) -> None: self.loaders[1] = _wrap(dl, self.device, [])
+
+    def dl(self, ds_type: DatasetType = DatasetType.Valid) -> Any:
+        "The loader for ``ds_type``."
+        return {DatasetType.Train: self.train_dl, DatasetType.Valid: self.valid_dl, DatasetType.Test: self.test_dl,
+                DatasetType.Single: self.single_dl, DatasetType.Fix: self.fix_dl}[ds_type]
+
+    @property
+    def dls(self) -> list:
+        "Every loader there is (train, valid, fix, test, single)."
+        return [d for d in (self.train_dl, self.valid_dl, self.fix_dl, self.test_dl, self.single_dl) if d is not None]
+
+    @property
+    def train_ds(self) -> Any:
+        "The training dataset."
+        return getattr(self.train_dl, 'dataset', None)
+
+    @property
+    def valid_ds(self) -> Any:
+        "The validation dataset."
+        return getattr(self.valid_dl, 'dataset', None)
+
+    @property
+    def test_ds(self) -> Any:
+        "The test dataset (None without one)."
+        return getattr(self.test_dl, 'dataset', None)
+
+    @property
+    def empty_val(self) -> bool:
+        "True when there is no validation data (fit then skips validation)."
+        return self.valid_dl is None or self.valid_ds is None or len(self.valid_ds) == 0
+
+    @property
+    def c(self) -> Any:
+        "The number of outputs the data asks for (``train_ds.c``)."
+        return self.train_ds.c
+
+    @property
+    def loss_func(self) -> Callable:
+        "The loss the data suggests: ``train_ds.y.loss_func``, else ``F.nll_loss`` (as fastai 1)."
+        return getattr(getattr(self.train_ds, 'y', None), 'loss_func', F.nll_loss)
+
+    @property
+    def batch_size(self) -> Any:
+        "The training batch size."
+        return self.train_dl.batch_size
+
+    def add_tfm(self, tfm: Callable) -> None:
+        "Apply ``tfm`` to the batches of every loader."
+        for dl in self.dls: dl.add_tfm(tfm)
+
+    def remove_tfm(self, tfm: Callable) -> None:
+        "Stop applying ``tfm``."
+        for dl in self.dls: dl.remove_tfm(tfm)
+
+    def one_batch(self, ds_type: DatasetType = DatasetType.Train, detach: bool = True, denorm: bool = True,
+                  cpu: bool = True) -> tuple:
+        "The first batch ``(x, y)`` of the ``ds_type`` loader (detached and on the CPU unless asked)."
+        x, y = next(iter(self.dl(ds_type)))
+        if detach: x, y = to_detach(x, cpu=cpu), to_detach(y, cpu=cpu)
+        return x, y
+
+    def __repr__(self) -> str:
+        return f'DataBunch;\n\nTrain: {self.train_ds};\n\nValid: {self.valid_ds};\n\nTest: {self.test_ds}'

@@ -1,0 +1,406 @@
+"""The v1 -> core bridge: fastai-1 callbacks run on the core ``Learner`` loop, which owns the loop.
+
+How it works (the contract later v1 code builds on):
+
+- Each v1 callback becomes one core callback, a :class:`V1Adapter`, with ``order = cb._order``. It
+  listens only to the core events that match the v1 methods the callback overrides
+  (on_train_begin -> before_fit, on_epoch_begin -> before_epoch, on_batch_begin -> before_batch,
+  on_loss_begin -> after_pred, on_backward_begin -> after_loss (training only), on_backward_end ->
+  after_backward, on_step_end -> after_step, on_batch_end -> after_batch, on_epoch_end -> after_epoch,
+  on_train_end -> after_fit).
+- Two drivers frame them in every event: :class:`V1Driver` (order -inf) writes the state and calls
+  the metrics (metrics run first, as in v1) and :class:`V1DriverEnd` (order +inf) keeps the counters
+  and turns the flags into the core's control flow, at the points where v1 checks them:
+  ``skip_bwd`` -> CancelBackwardException (before_backward), ``skip_step`` -> CancelStepException
+  (before_step), ``skip_zero`` -> ``learn.skip_zero_grad`` (the loop skips that one zero_grad),
+  ``stop_epoch`` after on_batch_end -> CancelTrainException / CancelValidException, ``stop_training``
+  after on_epoch_end -> CancelFitException, ``skip_validate`` (or no validation data) ->
+  CancelValidException in before_validate, before any validation batch.
+- One :class:`~trainlib.v1.callback.CallbackHandler` per run (fit, validate or get_preds) keeps one
+  live state, a :class:`LearnerState`: a mapping whose batch keys are views of the Learner
+  (``last_input`` <-> ``learn.xb``, ``last_target`` <-> ``learn.yb``, ``last_output`` <-> ``learn.pred``,
+  ``last_loss`` <-> ``learn.loss_grad`` from on_backward_begin to on_step_end, ``learn.loss`` (detached)
+  at on_batch_end) and whose other keys (counters, flags, ``smooth_loss``, ``last_metrics``...) are its
+  own. A change made by a v1 callback is what the loop and v2 callbacks see next, and the reverse.
+  ``last_input`` is ``xb[0]`` when the batch has one input and the list of inputs otherwise (what v1
+  passes to ``model(*xb)``); setting a list or tuple sets several inputs. The same holds for targets.
+- ``smooth_loss`` and ``last_loss`` stay on the device: nothing here reads a tensor back to the host per
+  batch. The validation loss is the batch-size-weighted mean of the batch losses, read once per epoch.
+"""
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from types import SimpleNamespace
+from typing import Any, Callable, Iterator
+
+import torch
+
+from .. import learner as core_learner
+from ..callback import Callback as CoreCallback, sort_callbacks
+from ..events import (CancelBackwardException, CancelException, CancelFitException, CancelStepException,
+                      CancelTrainException, CancelValidException)
+from ..progress import format_row
+from ..utils import is_listy
+from .callback import CallbackHandler, is_v1_callback, overridden_events, weighted_loss_mean
+
+__all__ = ['LearnerState', 'V1Adapter', 'V1Driver', 'V1DriverEnd', 'V1Bar', 'run_v1', 'adapt_v1_callback']
+
+_VIEW_KEYS = frozenset(('last_input', 'last_target', 'last_output', 'last_loss'))
+
+
+def _unwrap(t: tuple) -> Any:
+    return t[0] if len(t) == 1 else list(t)
+
+
+def _wrap(v: Any) -> tuple:
+    return tuple(v) if is_listy(v) else (v,)
+
+
+class LearnerState(MutableMapping):
+    """The v1 state dict of a run on a core Learner: batch keys are views of the Learner, the others its own.
+
+    A view key exists (is ``in`` the state, and passed to callbacks) from the event where v1 first
+    writes it: last_input/last_target at on_batch_begin, last_output at on_loss_begin, last_loss at
+    on_backward_begin or on_batch_end."""
+
+    def __init__(self, learn: Any) -> None:
+        self.learn = learn
+        self._own: dict = {}
+        self._views: set = set()
+        self.grad_phase = False      # True from on_backward_begin to on_step_end: last_loss is learn.loss_grad
+        self.loss_is_output = False  # get_preds: last_loss is (output, target) from on_batch_end on, as in v1
+        self._output_loss: Any = None
+
+    def show(self, *keys: str) -> None:
+        "Make view keys part of the state (v1 writes them at this point)."
+        self._views.update(keys)
+
+    def batch_ended(self) -> None:
+        "on_batch_end: ``last_loss`` is the batch's loss from now on (its (output, target) in get_preds)."
+        self.grad_phase = False
+        self._views.add('last_loss')
+        if self.loss_is_output: self._output_loss = (self.learn.pred, _unwrap(self.learn.yb))
+
+    def _get_view(self, k: str) -> Any:
+        learn = self.learn
+        if k == 'last_input': return _unwrap(learn.xb)
+        if k == 'last_target': return _unwrap(learn.yb)
+        if k == 'last_output': return learn.pred
+        if self.loss_is_output: return self._output_loss
+        if self.grad_phase: return learn.loss_grad
+        loss = learn.loss
+        return loss.detach() if isinstance(loss, torch.Tensor) else loss
+
+    def _set_view(self, k: str, v: Any) -> None:
+        learn = self.learn
+        if k == 'last_input': learn.xb = _wrap(v)
+        elif k == 'last_target': learn.yb = _wrap(v)
+        elif k == 'last_output': learn.pred = v
+        elif self.grad_phase:
+            learn.loss_grad = v
+            learn.loss = v.detach() if isinstance(v, torch.Tensor) else v
+        elif self.loss_is_output: self._output_loss = v
+        else: learn.loss = v
+
+    def __getitem__(self, k: str) -> Any:
+        if k in self._views: return self._get_view(k)
+        return self._own[k]
+
+    def __setitem__(self, k: str, v: Any) -> None:
+        if k in _VIEW_KEYS:
+            self._views.add(k)
+            self._set_view(k, v)
+        else: self._own[k] = v
+
+    def __delitem__(self, k: str) -> None:
+        if k in self._views: self._views.discard(k)
+        else: del self._own[k]
+
+    def __contains__(self, k: object) -> bool: return k in self._own or k in self._views
+    def __iter__(self) -> Iterator[str]: return iter([*self._own, *self._views])
+    def __len__(self) -> int: return len(self._own) + len(self._views)
+
+    def clear(self) -> None:
+        "Forget every key (a new fit)."
+        self._own.clear(); self._views.clear()
+        self.grad_phase = False
+
+    def copy(self) -> dict:
+        "A plain dict of the current state (what a callback receives as keyword arguments)."
+        d = self._own.copy()
+        for k in self._views: d[k] = self._get_view(k)
+        return d
+
+    def __repr__(self) -> str: return f'LearnerState({self.copy()!r})'
+
+
+class V1Bar:
+    """What v1 callbacks get as ``pbar``: ``write(line, table=True)`` prints the epoch table,
+    ``main_bar.total`` is the number of epochs, ``child.comment`` a place for a status text."""
+
+    def __init__(self, n_epochs: int) -> None:
+        self.main_bar = SimpleNamespace(total=n_epochs)
+        self.child = SimpleNamespace(comment='')
+        self.clean_on_interrupt = False
+        self._widths = None
+
+    def write(self, line: Any, table: bool = False) -> None:
+        "Print ``line`` (a list of cells when ``table``: the first call is the header)."
+        if table: line, self._widths = format_row([str(c) for c in line], self._widths)
+        print(line, flush=True)
+
+
+class V1Driver(CoreCallback):
+    """Runs before every other callback in each event of a v1 run: writes the v1 state and calls the metrics.
+
+    ``prepare`` configures the next run; a fit of a core Learner that holds v1 callbacks without a
+    prepared run gets a plain one (no metrics)."""
+    order = float('-inf')
+    name = '_v1_driver'
+
+    def __init__(self) -> None:
+        self.end = V1DriverEnd(self)
+        self.handler: CallbackHandler | None = None
+        self.mode, self.n_epochs, self.pbar, self.metrics_arg, self.n_batch = 'fit', 1, None, None, None
+        self._prepared = False
+        self._val_losses: list = []
+        self._val_nums: list = []
+        self._modules: list = []
+        self._modes: list = []
+
+    # ------------------------------------------------------------------ runs
+    @property
+    def state(self) -> LearnerState:
+        "The live v1 state of the current run."
+        return self.handler.state_dict
+
+    def prepare(self, callbacks: list, metrics: Any = None, mode: str = 'fit', n_epochs: int = 1,
+                pbar: Any = None, n_batch: int | None = None) -> CallbackHandler:
+        "A fresh handler for the next run (``mode``: 'fit', 'validate' or 'preds')."
+        self.handler = CallbackHandler(callbacks, metrics, state=LearnerState(self.learn))
+        self.handler.state_dict.loss_is_output = mode == 'preds'
+        self.mode, self.n_epochs, self.pbar, self.metrics_arg, self.n_batch = mode, n_epochs, pbar, metrics, n_batch
+        self._n_seen = 0
+        self._prepared = True
+        return self.handler
+
+    def release(self) -> None:
+        "The run is over: the next one needs a new ``prepare`` (the last handler stays readable)."
+        self._prepared = False
+
+    def _v1_callbacks(self) -> list:
+        return [c.cb for c in sort_callbacks(self.learn.cbs) if isinstance(c, V1Adapter)]
+
+    # ------------------------------------------------------------------ events
+    def before_fit(self) -> None:
+        if not self._prepared:
+            n = self.learn.n_epoch
+            self.prepare(self._v1_callbacks(), n_epochs=n, pbar=V1Bar(n))
+        self.handler.begin_train_begin(self.n_epochs, self.pbar, self.metrics_arg)
+
+    def before_epoch(self) -> None:
+        self._val_losses, self._val_nums = [], []
+        if self.mode == 'fit':
+            model = self.learn.model
+            model.train()
+            self._modules = list(model.modules())
+            self._modes = [m.training for m in self._modules]
+        self.handler.begin_epoch_begin()
+
+    def before_batch(self) -> None:
+        state = self.handler.state_dict
+        state.show('last_input', 'last_target')
+        state.grad_phase = False
+        self.handler.begin_batch_begin(self.learn.training)
+
+    def after_pred(self) -> None:
+        self.handler.state_dict.show('last_output')
+        self.handler.begin_loss_begin()
+
+    def after_loss(self) -> None:
+        learn = self.learn
+        if not learn.training: return
+        handler = self.handler
+        handler.state_dict.grad_phase = True
+        handler.state_dict.show('last_loss')
+        handler.begin_backward_begin(learn.loss_grad)
+
+    def before_backward(self) -> None:
+        if self.handler.state_dict['skip_bwd']: raise CancelBackwardException
+
+    def after_backward(self) -> None: self.handler.begin_backward_end()
+
+    def before_step(self) -> None:
+        if self.handler.state_dict['skip_step']: raise CancelStepException
+
+    def after_step(self) -> None: self.handler.begin_step_end()
+
+    def before_validate(self) -> None:
+        self._val_losses, self._val_nums = [], []
+        if self.mode == 'preds': return
+        dl = self.learn.dl
+        empty = dl is None or _is_empty(dl)
+        if empty or (self.mode == 'fit' and (self.handler.state_dict['skip_validate']
+                                             or getattr(self.learn.dls, 'empty_val', False))):
+            raise CancelValidException
+
+    def after_batch(self) -> None:
+        learn = self.learn
+        self.handler.state_dict.batch_ended()
+        if not learn.training and self.mode != 'preds':
+            self._val_losses.append(learn.loss.detach())
+            self._val_nums.append(_first(learn.yb).shape[0])
+        self.handler.begin_batch_end()
+
+    def after_epoch(self) -> None:
+        self.handler.begin_epoch_end(self._val_loss())
+
+    def _val_loss(self) -> Any:
+        return weighted_loss_mean(self._val_losses, self._val_nums) if self._val_losses else None
+
+    def after_fit(self) -> None:
+        if self.mode != 'fit': return
+        exc = self.learn.exception
+        self.handler.begin_train_end(exc if isinstance(exc, Exception) else False)
+
+
+class V1DriverEnd(CoreCallback):
+    "Runs after every other callback in each event of a v1 run: counters, and v1 flags -> core control flow."
+    order = float('inf')
+    name = '_v1_driver_end'
+
+    def __init__(self, driver: V1Driver) -> None:
+        self.driver = driver
+        self._mode_changes: list = []
+
+    def before_fit(self) -> None:
+        d = self.driver
+        start = d.handler.end_train_begin()
+        if start and d.mode == 'fit': self.learn.n_epoch = max(0, d.n_epochs - start)
+
+    def before_epoch(self) -> None:
+        d = self.driver
+        if d.mode != 'fit': return
+        self._mode_changes = [(m, m.training) for m, was in zip(d._modules, d._modes) if m.training != was]
+
+    def before_train(self) -> None:
+        # v1 callbacks ran on_epoch_begin after model.train(); keep what they changed (e.g. BN layers
+        # put in eval mode) over the core's model.train() in before_train.
+        for m, training in self._mode_changes: m.training = training
+
+    def after_step(self) -> None:
+        if self.driver.handler.state_dict['skip_zero']: self.learn.skip_zero_grad = True
+
+    def after_batch(self) -> None:
+        d = self.driver
+        stop = d.handler.end_batch_end()
+        if d.mode == 'preds':
+            d._n_seen += 1
+            if d.n_batch and d._n_seen >= d.n_batch: stop = True
+        if stop: raise CancelTrainException if self.learn.training else CancelValidException
+
+    def after_epoch(self) -> None:
+        d = self.driver
+        if d.handler.end_epoch_end() and d.mode == 'fit': raise CancelFitException
+
+    def after_fit(self) -> None:
+        self.driver.release()
+
+
+def _is_empty(dl: Any) -> bool:
+    try: return len(dl) == 0
+    except TypeError: return False
+
+
+def _first(yb: tuple) -> Any:
+    x = yb
+    while is_listy(x): x = x[0]
+    return x
+
+
+class V1Adapter(CoreCallback):
+    """One v1 callback on the core loop: its overridden ``on_*`` methods at the matching core events,
+    placed by its ``_order``. Attaching it to a Learner attaches the drivers too."""
+
+    def __init__(self, cb: Any) -> None:
+        d = self.__dict__
+        d['cb'], d['order'], d['_learn'], d['_driver'] = cb, getattr(cb, '_order', 0), None, None
+        for ev in overridden_events(cb): d[_CORE_EVENT[ev]] = self._dispatcher(ev)
+
+    @property
+    def name(self) -> str:
+        "A private attribute name on the Learner (a LearnerCallback registers itself under its own name)."
+        return f'_v1_{id(self.cb):x}'
+
+    @property
+    def learn(self) -> Any:
+        "The Learner this adapter is attached to."
+        return self.__dict__['_learn']
+
+    @learn.setter
+    def learn(self, learn: Any) -> None:
+        old = self.__dict__['_learn']
+        self.__dict__['_learn'] = learn
+        if learn is not None: self.__dict__['_driver'] = drivers_for(learn)
+        elif old is not None: _drop_drivers_if_unused(old)
+
+    def _dispatcher(self, ev: str) -> Callable[[], None]:
+        cb = self.cb
+        if ev == 'backward_begin':
+            def call() -> None:
+                d = self._driver
+                if d.learn.training: d.handler._call(cb, ev)
+        elif ev == 'train_end':
+            def call() -> None:
+                d = self._driver
+                if d.mode == 'fit': d.handler._call(cb, ev)
+        else:
+            def call() -> None: self._driver.handler._call(cb, ev)
+        return call
+
+    def __repr__(self) -> str: return f'V1Adapter({type(self.cb).__name__})'
+
+
+_CORE_EVENT = {'train_begin': 'before_fit', 'epoch_begin': 'before_epoch', 'batch_begin': 'before_batch',
+               'loss_begin': 'after_pred', 'backward_begin': 'after_loss', 'backward_end': 'after_backward',
+               'step_end': 'after_step', 'batch_end': 'after_batch', 'epoch_end': 'after_epoch',
+               'train_end': 'after_fit'}
+
+
+def drivers_for(learn: Any) -> V1Driver:
+    "The v1 drivers of ``learn`` (added if missing)."
+    d = learn.__dict__.get(V1Driver.name)
+    if isinstance(d, V1Driver) and d in learn.cbs: return d
+    d = V1Driver()
+    learn.add_cbs([d, d.end])
+    return d
+
+
+def _drop_drivers_if_unused(learn: Any) -> None:
+    if any(isinstance(c, V1Adapter) for c in learn.cbs): return
+    d = learn.__dict__.get(V1Driver.name)
+    if isinstance(d, V1Driver): learn.remove_cbs([c for c in (d, d.end) if c in learn.cbs])
+
+
+def run_v1(learn: Any, callbacks: list, body: Callable[[], Any], metrics: Any = None, mode: str = 'fit',
+           n_epochs: int = 1, pbar: Any = None, n_batch: int | None = None) -> tuple[CallbackHandler, Any]:
+    """Run ``body()`` (a core loop entry point) with the v1 ``callbacks`` and ``metrics`` bridged onto
+    ``learn`` for its duration; returns ``(handler, body's result)``."""
+    before = list(learn.cbs)
+    try:
+        driver = drivers_for(learn)
+        learn.add_cbs([V1Adapter(cb) for cb in callbacks])
+        handler = driver.prepare(callbacks, metrics, mode=mode, n_epochs=n_epochs, pbar=pbar, n_batch=n_batch)
+        try: res = body()
+        finally: driver.release()
+    finally: learn.remove_cbs([c for c in learn.cbs if c not in before])
+    return handler, res
+
+
+def adapt_v1_callback(cb: Any) -> CoreCallback | None:
+    "The ``callback_adapters`` hook: a V1Adapter for a fastai-1 callback (instance), else None."
+    if isinstance(cb, CoreCallback) or isinstance(cb, type) or not is_v1_callback(cb): return None
+    return V1Adapter(cb)
+
+
+if adapt_v1_callback not in core_learner.callback_adapters: core_learner.callback_adapters.append(adapt_v1_callback)

@@ -1,0 +1,422 @@
+"""fastai-1 callbacks: ``Callback`` with ``on_*`` methods, the ``CallbackHandler`` and its state dict.
+
+The handler is the engine of the v1 callback system: it keeps the state dict, runs metrics then
+callbacks (stable-sorted by ``_order``) for each of the ten events, applies what they return and
+keeps the counters. It works on its own in a hand-written loop; ``trainlib.v1.bridge`` drives the
+same handler from the core ``Learner`` loop, with a state dict that is a view onto the Learner.
+
+Return values (one rule for both generations of fastai-1 code):
+
+- ``None``: nothing.
+- a Mapping: fastai >= 1.0.47, a state update; a key that is not in the state yet is an error.
+  In ``on_loss_begin`` a Mapping whose keys are not all state keys is a model output instead.
+- anything else: fastai <= 1.0.46, the event's own meaning: new ``(last_input, last_target)``
+  (on_batch_begin), new output (on_loss_begin), new loss (on_backward_begin), truthy -> skip the
+  step (on_backward_end), skip zero_grad (on_step_end), stop the epoch (on_batch_end), stop training
+  (on_epoch_end); ignored for on_train_begin, on_epoch_begin, on_train_end.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from functools import partial
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..events import CancelException
+from ..utils import add_note, camel2snake
+from .core import first_el, is_listy, listify
+from .torch_core import add_metrics
+
+__all__ = ['Callback', 'CallbackHandler', 'SmoothenValue', 'AverageMetric', 'V1ReturnError', 'V1StateKeyError',
+           'V1_EVENTS', 'overridden_events', 'weighted_loss_mean', 'is_v1_callback']
+
+V1_EVENTS = ('train_begin', 'epoch_begin', 'batch_begin', 'loss_begin', 'backward_begin', 'backward_end',
+             'step_end', 'batch_end', 'epoch_end', 'train_end')
+"The ten fastai-1 events, in loop order (the methods are ``on_<event>``)."
+
+
+class V1ReturnError(TypeError):
+    "A v1 callback returned a value that is neither None, a state update, nor the event's old-style value."
+
+
+class V1StateKeyError(KeyError):
+    "A v1 callback returned a state update with a key the state does not have (yet)."
+    def __str__(self) -> str: return str(self.args[0])
+
+
+class Callback:
+    """Base class of fastai-1 callbacks: override any ``on_<event>(self, **kwargs)``.
+
+    Every method receives the whole state dict as keyword arguments (plus event-specific ones such as
+    ``metrics_names`` or ``exception``), so each must accept ``**kwargs``. ``_order`` sorts callbacks
+    (lower first, stable)."""
+    _order = 0
+
+    def on_train_begin(self, **kwargs: Any) -> None:
+        "Start of training: the state has epoch, iteration, num_batch, n_epochs, pbar, metrics, skip_validate."
+    def on_epoch_begin(self, **kwargs: Any) -> None:
+        "Start of an epoch (the model is already in train mode)."
+    def on_batch_begin(self, **kwargs: Any) -> None:
+        "Start of a batch, training or validation: may return new ``last_input``/``last_target``."
+    def on_loss_begin(self, **kwargs: Any) -> None:
+        "After the forward pass: may return a new ``last_output``."
+    def on_backward_begin(self, **kwargs: Any) -> None:
+        "After the loss (training only): may return a new ``last_loss`` or ``skip_bwd``."
+    def on_backward_end(self, **kwargs: Any) -> None:
+        "After backward, before the step: may return ``skip_step``."
+    def on_step_end(self, **kwargs: Any) -> None:
+        "After the step, before zero_grad: may return ``skip_zero``."
+    def on_batch_end(self, **kwargs: Any) -> None:
+        "End of a batch, training or validation: may return ``stop_epoch``/``stop_training``."
+    def on_epoch_end(self, **kwargs: Any) -> None:
+        "End of an epoch, after validation: may return ``last_metrics``/``stop_training``."
+    def on_train_end(self, **kwargs: Any) -> None:
+        "End of training, always (``exception`` is the error that stopped it, or False)."
+
+    def jump_to_epoch(self, epoch: int) -> None:
+        "Resuming at ``epoch``: skip ahead (schedulers advance their schedule)."
+
+    def get_state(self, minimal: bool = True) -> dict:
+        "The attributes that describe this callback, without those listed in ``exclude`` (and ``not_min``)."
+        drop = {'exclude', 'not_min', *getattr(self, 'exclude', [])}
+        if minimal: drop.update(getattr(self, 'not_min', []))
+        return {k: v for k, v in self.__dict__.items() if k not in drop}
+
+    def __repr__(self) -> str:
+        try: names = [p for p in inspect.signature(type(self).__init__).parameters if p != 'self']
+        except (TypeError, ValueError): names = []
+        hidden = set(getattr(self, 'exclude', []))
+        lines = [f'{k}: {getattr(self, k)}' for k in names if k not in hidden and k in self.__dict__]
+        return '\n'.join([type(self).__name__] + lines)
+
+
+_BASE_METHODS = {ev: getattr(Callback, f'on_{ev}') for ev in V1_EVENTS}
+
+
+def overridden_events(cb: Any) -> tuple[str, ...]:
+    "The v1 events ``cb`` implements: methods that override the base no-ops (all ``on_*`` for duck-typed objects)."
+    out = []
+    for ev in V1_EVENTS:
+        name = f'on_{ev}'
+        if name in getattr(cb, '__dict__', {}): out.append(ev); continue
+        m = getattr(type(cb), name, None)
+        if m is not None and m is not _BASE_METHODS[ev]: out.append(ev)
+    return tuple(out)
+
+
+class SmoothenValue:
+    "Debiased exponential moving average (``beta``) of the values added; ``smooth`` is the current value."
+    def __init__(self, beta: float) -> None:
+        self.beta, self.n, self.mov_avg = beta, 0, 0
+        self.smooth = None
+
+    def add_value(self, val: Any) -> None:
+        "Take in ``val`` (a tensor stays on its device: no host sync)."
+        self.n += 1
+        self.mov_avg = self.beta * self.mov_avg + (1 - self.beta) * val     # fastai's exact float32 rounding
+        self.smooth = self.mov_avg / (1 - self.beta ** self.n)
+
+
+def weighted_loss_mean(losses: list, nums: list) -> np.float32:
+    "The batch-size-weighted mean of batch losses as a numpy float32 (one host read for the whole list)."
+    values = torch.stack([l.float().reshape(()) for l in losses]).cpu().numpy()
+    sizes = np.array(nums, dtype=np.float32)
+    return (values * sizes).sum() / sizes.sum()
+
+
+def _func_name(f: Any) -> str:
+    while isinstance(f, partial): f = f.func
+    return getattr(f, '__name__', type(f).__name__)
+
+
+class AverageMetric(Callback):
+    "Wrap ``func(output, *targets)`` as a metric: its batch-size-weighted mean over the validation set."
+    def __init__(self, func: Callable) -> None:
+        self.func, self.name = func, _func_name(func)
+
+    def on_epoch_begin(self, **kwargs: Any) -> None:
+        self.val, self.count = 0., 0
+
+    def on_batch_end(self, last_output: Any, last_target: Any, **kwargs: Any) -> None:
+        targets = last_target if is_listy(last_target) else [last_target]
+        bs = first_el(targets).size(0)
+        self.count += bs
+        self.val = self.val + bs * self.func(last_output, *targets).detach()
+
+    def on_epoch_end(self, last_metrics: Any, **kwargs: Any) -> dict:
+        return add_metrics(last_metrics, self.val / self.count)
+
+
+def _cb_name(cb: Any) -> str:
+    return f'AverageMetric({cb.name})' if isinstance(cb, AverageMetric) else type(cb).__name__
+
+
+def _any(v: Any) -> bool:
+    "Truthiness as ``np.any``: any true element of a tensor, array or sequence."
+    if isinstance(v, torch.Tensor): return bool(v.any())
+    if isinstance(v, (np.ndarray, list, tuple)):
+        try: return bool(np.any(v))
+        except (TypeError, ValueError): return bool(v)
+    return bool(v)
+
+
+_FLAG_OF = {'backward_end': 'skip_step', 'step_end': 'skip_zero', 'batch_end': 'stop_epoch',
+            'epoch_end': 'stop_training'}
+_IGNORED = frozenset(('train_begin', 'epoch_begin', 'train_end'))
+
+
+def is_v1_callback(o: Any) -> bool:
+    "True for a v1 Callback, or any object with fastai-1 ``on_*`` methods."
+    return isinstance(o, Callback) or any(callable(getattr(o, f'on_{ev}', None)) for ev in V1_EVENTS)
+
+
+def _wrap_metric(m: Any) -> Any:
+    return m if is_v1_callback(m) else AverageMetric(m)
+
+
+class CallbackHandler:
+    """Run v1 ``callbacks`` and ``metrics`` through the ten events, keeping their shared ``state_dict``.
+
+    Each ``on_<event>`` method writes the state, calls the metrics (when the event has them) and the
+    callbacks, applies their returns and gives the loop what it reads back (see the module doc).
+    ``state`` lets the bridge pass a state that is a view onto a Learner (default: a plain dict).
+    ``tracer`` (class or instance attribute), if set, is called as ``tracer(handler, event, call_mets)``
+    when each event starts, once the state is written and before any metric or callback runs."""
+    tracer: Callable | None = None
+
+    def __init__(self, callbacks: Any = None, metrics: Any = None, beta: float = 0.98, state: Any = None) -> None:
+        cbs = listify(callbacks)
+        self.callbacks = sorted(cbs, key=lambda cb: getattr(cb, '_order', 0))
+        self.metrics = [_wrap_metric(m) for m in listify(metrics)]
+        self.beta = beta
+        self.smoothener = SmoothenValue(beta)
+        self.state_dict = {} if state is None else state
+        self.state_dict.update(epoch=0, iteration=0, num_batch=0, skip_validate=False)
+        self._kw: dict = {}
+        self._dl_cb = None
+        self._table_key: tuple | None = None
+        self._table: dict = {}
+
+    # ------------------------------------------------------------------ calling and applying returns
+    def _call(self, cb: Any, event: str) -> None:
+        "Call ``cb.on_<event>`` with the state (and the event's extra kwargs); apply what it returns."
+        kw = self.state_dict.copy()
+        if self._kw: kw.update(self._kw)
+        try:
+            ret = getattr(cb, f'on_{event}')(**kw)
+            if ret is not None: self._apply(cb, event, ret)
+        except CancelException: raise
+        except Exception as e:
+            if not getattr(e, '_trainlib_noted', False):
+                add_note(e, f'Exception occurred in `{_cb_name(cb)}` when calling event `on_{event}`')
+                try: e._trainlib_noted = True
+                except AttributeError: pass
+            raise
+
+    def _apply(self, cb: Any, event: str, ret: Any) -> None:
+        state = self.state_dict
+        if isinstance(ret, Mapping) and (event != 'loss_begin' or all(k in state for k in ret)):
+            for k, v in ret.items():
+                if k not in state:
+                    raise V1StateKeyError(f"{k} isn't a valid key in the state of the callbacks. (returned by "
+                                          f"`{_cb_name(cb)}.on_{event}`; the keys at this point are: "
+                                          f"{', '.join(sorted(state))})")
+                state[k] = v
+            return
+        if event in _IGNORED: return
+        if event == 'batch_begin':
+            if not (isinstance(ret, (tuple, list)) and len(ret) == 2): self._bad_return(cb, event, ret, 'a 2-tuple (last_input, last_target)')
+            state['last_input'], state['last_target'] = ret
+        elif event == 'loss_begin': state['last_output'] = ret
+        elif event == 'backward_begin':
+            if not isinstance(ret, torch.Tensor): self._bad_return(cb, event, ret, 'the new loss (a tensor)')
+            state['last_loss'] = ret
+        elif _any(ret): state[_FLAG_OF[event]] = True
+
+    @staticmethod
+    def _bad_return(cb: Any, event: str, ret: Any, legacy: str) -> None:
+        raise V1ReturnError(f'`{_cb_name(cb)}.on_{event}` returned {type(ret).__name__} {_short(ret)}: expected '
+                            f'None, a dict of state updates, or {legacy}')
+
+    def __call__(self, cb_name: str, call_mets: bool = True, **kwargs: Any) -> None:
+        "Call every metric (if ``call_mets``) and callback for event ``cb_name`` with extra ``kwargs``."
+        self._start(cb_name, call_mets, **kwargs)
+        self._run_callbacks(cb_name)
+
+    # ------------------------------------------------------------------ the events: before / after the callbacks
+    def _start(self, event: str, call_mets: bool, **kwargs: Any) -> None:
+        "An event begins (the state is written): note its extra kwargs, tell the tracer, run the metrics."
+        self._kw = kwargs
+        if self.tracer is not None: self.tracer(self, event, call_mets)
+        if call_mets: self._run_metrics(event)
+
+    def begin_train_begin(self, epochs: int, pbar: Any = None, metrics: Any = None) -> None:
+        "Reset the state for a new fit and call the metrics' on_train_begin."
+        state = self.state_dict
+        state.clear()
+        state.update(epoch=0, iteration=0, num_batch=0, skip_validate=False, n_epochs=epochs, pbar=pbar,
+                     metrics=metrics)
+        names = [getattr(m, 'name', None) or camel2snake(type(m).__name__) for m in self.metrics]
+        self._start('train_begin', True, metrics_names=names)
+
+    def end_train_begin(self) -> int:
+        "After on_train_begin: jump every callback to the start epoch (non-zero when resuming); returns it."
+        epoch = self.state_dict['epoch']
+        if epoch:
+            bar = getattr(self.state_dict.get('pbar'), 'main_bar', None)
+            if bar is not None and getattr(bar, 'total', None) is not None: bar.total -= epoch
+            for cb in self.callbacks:
+                if hasattr(cb, 'jump_to_epoch'): cb.jump_to_epoch(epoch)
+        return epoch
+
+    def begin_epoch_begin(self) -> None:
+        state = self.state_dict
+        state['num_batch'], state['stop_training'] = 0, False
+        self._start('epoch_begin', True)
+
+    def begin_batch_begin(self, train: bool) -> None:
+        state = self.state_dict
+        state['train'] = train
+        state['stop_epoch'] = state['skip_step'] = state['skip_zero'] = state['skip_bwd'] = False
+        self._start('batch_begin', not train)
+
+    def begin_loss_begin(self) -> None: self._start('loss_begin', False)
+
+    def begin_backward_begin(self, raw_loss: torch.Tensor) -> None:
+        "Smooth the raw loss (before any callback changes it); ``last_loss`` is already in the state."
+        self.smoothener.add_value(raw_loss.detach().float())
+        self.state_dict['smooth_loss'] = self.smoothener.smooth
+        self._start('backward_begin', False)
+
+    def begin_backward_end(self) -> None: self._start('backward_end', False)
+    def begin_step_end(self) -> None: self._start('step_end', False)
+
+    def begin_batch_end(self) -> None: self._start('batch_end', not self.state_dict['train'])
+
+    def end_batch_end(self) -> bool:
+        state = self.state_dict
+        if state['train']:
+            state['iteration'] += 1
+            state['num_batch'] += 1
+        return state['stop_epoch']
+
+    def begin_epoch_end(self, val_loss: Any) -> None:
+        self.state_dict['last_metrics'] = [val_loss]
+        self._start('epoch_end', val_loss is not None)
+
+    def end_epoch_end(self) -> bool:
+        self.state_dict['epoch'] += 1
+        return self.state_dict['stop_training']
+
+    def begin_train_end(self, exception: Any) -> None: self._start('train_end', True, exception=exception)
+
+    def _run_metrics(self, event: str) -> None:
+        for m in self.metrics: self._call(m, event)
+
+    def _run_callbacks(self, event: str) -> None:
+        for cb in self._listeners(event): self._call(cb, event)
+
+    def _listeners(self, event: str) -> list:
+        "The callbacks that override ``on_<event>``, in order (rebuilt when ``self.callbacks`` changes)."
+        key = tuple(map(id, self.callbacks))
+        if key != self._table_key:
+            self._table_key = key
+            self._table = {ev: [] for ev in V1_EVENTS}
+            for cb in self.callbacks:
+                for ev in overridden_events(cb): self._table[ev].append(cb)
+        return self._table[event]
+
+    # ------------------------------------------------------------------ the handler's public face (hand-written loops)
+    def set_dl(self, dl: Any) -> None:
+        "Use ``dl`` for the coming phase: a dataset that is itself a Callback takes part in it."
+        if self._dl_cb is not None and self._dl_cb in self.callbacks: self.callbacks.remove(self._dl_cb)
+        ds = getattr(dl, 'dataset', None)
+        self._dl_cb = ds if isinstance(ds, Callback) else None
+        if self._dl_cb is not None: self.callbacks.append(self._dl_cb)
+
+    def on_train_begin(self, epochs: int, pbar: Any = None, metrics: Any = None) -> None:
+        "About to train for ``epochs`` epochs."
+        self.begin_train_begin(epochs, pbar, metrics)
+        self._run_callbacks('train_begin')
+        self.end_train_begin()
+
+    def on_epoch_begin(self) -> None:
+        "At the start of each epoch."
+        self.begin_epoch_begin()
+        self._run_callbacks('epoch_begin')
+
+    def on_batch_begin(self, xb: Any, yb: Any, train: bool = True) -> tuple:
+        "At the start of a batch: returns the (possibly replaced) ``(xb, yb)``."
+        state = self.state_dict
+        state['last_input'], state['last_target'] = xb, yb
+        self.begin_batch_begin(train)
+        self._run_callbacks('batch_begin')
+        return state['last_input'], state['last_target']
+
+    def on_loss_begin(self, out: Any) -> Any:
+        "After the forward pass: returns the (possibly replaced) output."
+        self.state_dict['last_output'] = out
+        self.begin_loss_begin()
+        self._run_callbacks('loss_begin')
+        return self.state_dict['last_output']
+
+    def on_backward_begin(self, loss: torch.Tensor) -> tuple:
+        "After the loss: returns ``(loss, skip_bwd)``."
+        self.state_dict['last_loss'] = loss
+        self.begin_backward_begin(loss)
+        self._run_callbacks('backward_begin')
+        return self.state_dict['last_loss'], self.state_dict['skip_bwd']
+
+    def on_backward_end(self) -> bool:
+        "After backward: returns ``skip_step``."
+        self.begin_backward_end()
+        self._run_callbacks('backward_end')
+        return self.state_dict['skip_step']
+
+    def on_step_end(self) -> bool:
+        "After the step: returns ``skip_zero``."
+        self.begin_step_end()
+        self._run_callbacks('step_end')
+        return self.state_dict['skip_zero']
+
+    def on_batch_end(self, loss: Any) -> bool:
+        "At the end of a batch: returns ``stop_epoch``."
+        self.state_dict['last_loss'] = loss
+        self.begin_batch_end()
+        self._run_callbacks('batch_end')
+        return self.end_batch_end()
+
+    def on_epoch_end(self, val_loss: Any) -> bool:
+        "At the end of an epoch: returns ``stop_training``."
+        self.begin_epoch_end(val_loss)
+        self._run_callbacks('epoch_end')
+        return self.end_epoch_end()
+
+    def on_train_end(self, exception: Any) -> None:
+        "At the end of training (``exception``: the error that stopped it, or False)."
+        self.begin_train_end(exception)
+        self._run_callbacks('train_end')
+
+    @property
+    def skip_validate(self) -> bool:
+        "Whether a callback asked to skip validation (sticky for the whole fit)."
+        return self.state_dict['skip_validate']
+
+
+def _short(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + '...'
+
+
+_FROM_SCHEDULE = ('annealing_no', 'annealing_linear', 'annealing_exp', 'annealing_cos', 'annealing_poly', 'Scheduler')
+
+
+def __getattr__(name: str) -> Any:
+    # The annealers and Scheduler live in trainlib.schedule (imported on first use).
+    if name in _FROM_SCHEDULE:
+        from .. import schedule
+        return getattr(schedule, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
