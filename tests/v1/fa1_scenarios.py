@@ -18,7 +18,8 @@ import torch
 import torch.nn as nn
 from torch.utils.data import TensorDataset
 
-from trainlib.v1 import Callback, CallbackHandler, DataBunch, Learner, LearnerCallback, OptimWrapper, accuracy
+from trainlib.v1 import (Callback, CallbackHandler, DataBunch, Learner, LearnerCallback, OptimWrapper, Scheduler,
+                         accuracy, annealing_exp)
 from trainlib.v1.callback import AverageMetric, add_metrics, overridden_events
 
 TRACE: list[str] = []
@@ -226,13 +227,13 @@ class LRFinder(LearnerCallback):
     def on_train_begin(self, **kwargs):
         self.learn.save('tmp')
         self.learn.opt.lr = self.start
-        self.n, self.stop, self.best = 0, None, 0
+        self.sched = Scheduler((self.start, self.end), self.num_it, annealing_exp)
+        self.stop, self.best = None, 0
         return {'skip_validate': True}
     def on_batch_end(self, iteration, smooth_loss, **kwargs):
         if iteration == 0 or smooth_loss < self.best: self.best = smooth_loss
-        self.n += 1
-        self.learn.opt.lr = self.start * (self.end / self.start) ** (self.n / self.num_it)
-        if self.n >= self.num_it or smooth_loss > 4 * self.best or torch.isnan(smooth_loss):
+        self.learn.opt.lr = self.sched.step()
+        if self.sched.is_done or smooth_loss > 4 * self.best or torch.isnan(smooth_loss):
             if self.stop is None: self.stop = iteration
             return {'stop_epoch': True, 'stop_training': True}
         return None

@@ -58,3 +58,17 @@ def test_no_host_sync_per_batch_in_a_v1_fit(monkeypatch):
     learn = tl.learner(metrics=[accuracy])
     learn.fit(2)                                        # 2 epochs x (4 train + 2 valid) batches
     assert calls == ['cpu', 'numpy'] * 2
+
+
+def test_learn_validate_inside_a_fit_is_a_run_of_its_own():
+    "A v1 callback calling learn.validate() at on_epoch_end: the fit's callbacks do not see it, the fit goes on."
+    outer_valid_batches, inner = [], []
+    class EvalEachEpoch(tl.LearnerCallback):
+        def on_batch_begin(self, train, **kwargs):
+            if not train: outer_valid_batches.append(1)
+        def on_epoch_end(self, **kwargs): inner.append(self.learn.validate())
+    learn = tl.learner(metrics=[accuracy], callback_fns=[EvalEachEpoch])
+    learn.fit(2)
+    assert len(outer_valid_batches) == 4                       # 2 epochs x 2 valid batches, none from validate()
+    assert learn.recorder.nb_batches == [4, 4] and len(learn.recorder.val_losses) == 2
+    assert [len(r) for r in inner] == [2, 2] and float(inner[-1][0]) == float(learn.validate()[0])

@@ -84,3 +84,14 @@ def test_flags_reset_when_v1_resets_them():
     assert h.state_dict['stop_training']          # reset only at on_epoch_begin
     h.on_epoch_begin()
     assert not h.state_dict['stop_training'] and h.skip_validate      # skip_validate is sticky for the fit
+
+
+def test_scheduler_anneals_tuples_and_keeps_other_values():
+    from trainlib.v1 import Scheduler, annealing_cos
+    lin = Scheduler((1., 3.), 4)
+    assert [lin.step() for _ in range(4)] == [1.5, 2., 2.5, 3.] and lin.is_done
+    lin.restart()
+    assert lin.n == 0 and not lin.is_done
+    assert Scheduler(0.1, 0).step() == 0.1                       # a scalar is a constant start; n_iter at least 1
+    assert Scheduler([1, 2], 2).step() == [1, 2]                 # a list is not a (start, end) pair
+    assert Scheduler((1., 0.), 2, annealing_cos).step() == 0.5

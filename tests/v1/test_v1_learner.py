@@ -1,6 +1,6 @@
 """The fastai-1 Learner, DataBunch, Recorder and LearnerCallback faces, running on the core loop."""
+import pickle
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import pytest
@@ -163,6 +163,8 @@ def test_learner_callback_registration_and_callback_fns():
     learn.fit(1)
     assert learn.count_batches is not first                                           # re-created at every fit
     assert learn.recorder.learn is learn
+    copy = pickle.loads(pickle.dumps(learn.count_batches))
+    assert copy.n == 4 and copy.learn is None
 
 
 def test_dataclass_learner_callback_works_but_is_not_registered():
@@ -226,3 +228,14 @@ def test_module_fit_errors():
     with pytest.raises(AssertionError, match="Your training dataloader is empty, can't train a model"):
         Learner(empty, model(), loss_func=nn.CrossEntropyLoss()).fit(1)
     with pytest.raises(ValueError, match='learn.opt is None'): fit(1, learner())
+
+
+def test_record_on_cpu_and_train_epoch():
+    from trainlib.v1 import RecordOnCPU, train_epoch
+    rec = RecordOnCPU()
+    learn = learner(callbacks=[rec])
+    learn.fit(1)
+    assert rec.input.shape == (8, 4) and rec.input.device.type == 'cpu' and rec.target.shape == (8,)
+    w = learn.model[0].weight.detach().clone()
+    train_epoch(learn.model, learn.data.train_dl, torch.optim.SGD(learn.model.parameters(), lr=0.1), F.cross_entropy)
+    assert not torch.equal(w, learn.model[0].weight)

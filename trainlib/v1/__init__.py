@@ -4,14 +4,18 @@ the generic names of :mod:`trainlib.v1.imports` plus the v1 classes and function
 trains on trainlib's one loop (see :mod:`trainlib.v1.bridge`)."""
 from .imports import *
 from .imports import __all__ as _generic
-from .callback import Callback, CallbackHandler, SmoothenValue, AverageMetric, V1ReturnError, V1StateKeyError
+from .callback import (Callback, CallbackHandler, SmoothenValue, AverageMetric, V1ReturnError, V1StateKeyError, Scheduler,
+                       annealing_no, annealing_linear, annealing_exp, annealing_cos, annealing_poly)
 from .optim import OptimWrapper
 from .basic_data import DataBunch, DeviceDataLoader, DatasetType
-from .basic_train import Learner, BasicLearner, LearnerCallback, Recorder, fit, loss_batch, validate, get_preds
+from .basic_train import (Learner, BasicLearner, LearnerCallback, Recorder, RecordOnCPU, fit, train_epoch, loss_batch,
+                          validate, get_preds)
 from .bridge import V1Adapter
 from ..metrics import accuracy, error_rate
 
 __all__ = list(_generic) + ['Callback', 'CallbackHandler', 'SmoothenValue', 'AverageMetric', 'V1ReturnError',
                             'V1StateKeyError', 'OptimWrapper', 'DataBunch', 'DeviceDataLoader', 'DatasetType',
                             'Learner', 'BasicLearner', 'LearnerCallback', 'Recorder', 'fit', 'loss_batch', 'validate',
-                            'get_preds', 'V1Adapter', 'accuracy', 'error_rate']
+                            'get_preds', 'V1Adapter', 'accuracy', 'error_rate', 'Scheduler', 'annealing_no',
+                            'annealing_linear', 'annealing_exp', 'annealing_cos', 'annealing_poly', 'RecordOnCPU',
+                            'train_epoch']

@@ -30,16 +30,16 @@ from ..learner import Learner as CoreLearner
 from ..persistence import load_model, save_model
 from ..progress import in_notebook
 from ..recorder import format_time
-from ..utils import camel2snake, even_mults, is_listy, noop, to_detach, to_device
+from ..utils import camel2snake, even_mults, noop, to_detach, to_device
 from .basic_data import DataBunch, DatasetType
 from .bridge import V1Bar, run_v1
 from .callback import Callback, CallbackHandler, weighted_loss_mean
-from .core import defaults, first_el, listify
+from .core import defaults, first_el, is_listy, listify
 from .optim import OptimWrapper
 from .torch_core import AdamW, bn_types, flatten_model, requires_grad, split_model
 
-__all__ = ['Learner', 'BasicLearner', 'LearnerCallback', 'Recorder', 'fit', 'loss_batch', 'validate', 'get_preds',
-           'DatasetType', 'loss_func2activ']
+__all__ = ['Learner', 'BasicLearner', 'LearnerCallback', 'Recorder', 'RecordOnCPU', 'fit', 'train_epoch', 'loss_batch',
+           'validate', 'get_preds', 'DatasetType', 'loss_func2activ']
 
 # ====================================================================== model helpers
 def loss_func2activ(loss_func: Any) -> Callable:
@@ -88,6 +88,16 @@ def validate(model: nn.Module, dl: Any, loss_func: Callable | None = None, cb_ha
             if cb_handler is not None and cb_handler.on_batch_end(losses[-1]): break
             if n_batch and len(nums) >= n_batch: break
         return weighted_loss_mean(losses, nums) if average else losses
+
+
+def train_epoch(model: nn.Module, dl: Any, opt: Any, loss_func: Callable) -> None:
+    "One plain training epoch of ``model`` on ``dl`` (no callbacks)."
+    model.train()
+    for xb, yb in dl:
+        loss = loss_func(model(xb), yb)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
 
 
 def get_preds(model: nn.Module, dl: Any, pbar: Any = None, cb_handler: CallbackHandler | None = None,
@@ -322,7 +332,16 @@ class LearnerCallback(Callback):
         if learn is None: raise AttributeError(f'{type(self).__name__!r} object has no attribute {k!r}')
         return getattr(learn, k)
 
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != '_learn'}     # a weak reference does not pickle
+
     def __setstate__(self, state: dict) -> None: self.__dict__.update(state)
+
+
+class RecordOnCPU(Callback):
+    "Keep a CPU copy of the current batch's input and target (``self.input``, ``self.target``)."
+    def on_batch_begin(self, last_input: Any, last_target: Any, **kwargs: Any) -> None:
+        self.input, self.target = to_detach(last_input), to_detach(last_target)
 
 
 class Recorder(LearnerCallback):

@@ -16,8 +16,10 @@ How it works (the contract later v1 code builds on):
   ``stop_epoch`` after on_batch_end -> CancelTrainException / CancelValidException, ``stop_training``
   after on_epoch_end -> CancelFitException, ``skip_validate`` (or no validation data) ->
   CancelValidException in before_validate, before any validation batch.
-- One :class:`~trainlib.v1.callback.CallbackHandler` per run (fit, validate or get_preds) keeps one
-  live state, a :class:`LearnerState`: a mapping whose batch keys are views of the Learner
+- One :class:`V1Run` per fit, validate or get_preds: its own
+  :class:`~trainlib.v1.callback.CallbackHandler` and the adapters that take part. Runs nest (a v1
+  callback calling ``learn.validate()`` mid-fit starts an inner run that only its own callbacks see; the
+  fit's run then goes on). The handler keeps one live state, a :class:`LearnerState`: a mapping whose batch keys are views of the Learner
   (``last_input`` <-> ``learn.xb``, ``last_target`` <-> ``learn.yb``, ``last_output`` <-> ``learn.pred``,
   ``last_loss`` <-> ``learn.loss_grad`` from on_backward_begin to on_step_end, ``learn.loss`` (detached)
   at on_batch_end) and whose other keys (counters, flags, ``smooth_loss``, ``last_metrics``...) are its
@@ -37,13 +39,13 @@ import torch
 
 from .. import learner as core_learner
 from ..callback import Callback as CoreCallback, sort_callbacks
-from ..events import (CancelBackwardException, CancelException, CancelFitException, CancelStepException,
-                      CancelTrainException, CancelValidException)
+from ..events import (CancelBackwardException, CancelFitException, CancelStepException, CancelTrainException,
+                      CancelValidException)
 from ..progress import format_row
 from ..utils import is_listy
 from .callback import CallbackHandler, is_v1_callback, overridden_events, weighted_loss_mean
 
-__all__ = ['LearnerState', 'V1Adapter', 'V1Driver', 'V1DriverEnd', 'V1Bar', 'run_v1', 'adapt_v1_callback']
+__all__ = ['LearnerState', 'V1Run', 'V1Adapter', 'V1Driver', 'V1DriverEnd', 'V1Bar', 'run_v1', 'adapt_v1_callback']
 
 _VIEW_KEYS = frozenset(('last_input', 'last_target', 'last_output', 'last_loss'))
 
@@ -150,118 +152,132 @@ class V1Bar:
         print(line, flush=True)
 
 
+class V1Run:
+    """One v1 run (a fit, a validate or a get_preds) on a Learner: its handler, its settings and the
+    adapters taking part. Runs nest: a v1 callback may call ``learn.validate()`` inside a fit."""
+
+    def __init__(self, learn: Any, callbacks: list, adapters: Any, metrics: Any = None, mode: str = 'fit',
+                 n_epochs: int = 1, pbar: Any = None, n_batch: int | None = None, auto: bool = False) -> None:
+        self.handler = CallbackHandler(callbacks, metrics, state=LearnerState(learn))
+        self.handler.state_dict.loss_is_output = mode == 'preds'
+        self.active = set(adapters)
+        self.mode, self.n_epochs, self.pbar, self.metrics, self.n_batch, self.auto = \
+            mode, n_epochs, pbar, metrics, n_batch, auto
+        self.n_seen = 0
+        self.val_losses: list = []
+        self.val_nums: list = []
+        self.modules: list = []
+        self.modes: list = []
+        self.mode_changes: list = []
+
+    def val_loss(self) -> Any:
+        "The batch-size-weighted validation loss of the epoch (None without validation batches)."
+        return weighted_loss_mean(self.val_losses, self.val_nums) if self.val_losses else None
+
+
 class V1Driver(CoreCallback):
     """Runs before every other callback in each event of a v1 run: writes the v1 state and calls the metrics.
 
-    ``prepare`` configures the next run; a fit of a core Learner that holds v1 callbacks without a
-    prepared run gets a plain one (no metrics)."""
+    ``prepare`` starts a run (pushed over the current one, if any) and ``release`` ends it; a fit of a
+    core Learner that holds v1 callbacks without a prepared run gets a plain one (no metrics)."""
     order = float('-inf')
     name = '_v1_driver'
 
     def __init__(self) -> None:
         self.end = V1DriverEnd(self)
-        self.handler: CallbackHandler | None = None
-        self.mode, self.n_epochs, self.pbar, self.metrics_arg, self.n_batch = 'fit', 1, None, None, None
-        self._prepared = False
-        self._val_losses: list = []
-        self._val_nums: list = []
-        self._modules: list = []
-        self._modes: list = []
+        self.current: V1Run | None = None
+        self._outer: list = []
+        self.last_handler: CallbackHandler | None = None
 
     # ------------------------------------------------------------------ runs
     @property
-    def state(self) -> LearnerState:
-        "The live v1 state of the current run."
-        return self.handler.state_dict
+    def handler(self) -> CallbackHandler:
+        "The handler of the current run."
+        return self.current.handler
 
-    def prepare(self, callbacks: list, metrics: Any = None, mode: str = 'fit', n_epochs: int = 1,
-                pbar: Any = None, n_batch: int | None = None) -> CallbackHandler:
-        "A fresh handler for the next run (``mode``: 'fit', 'validate' or 'preds')."
-        self.handler = CallbackHandler(callbacks, metrics, state=LearnerState(self.learn))
-        self.handler.state_dict.loss_is_output = mode == 'preds'
-        self.mode, self.n_epochs, self.pbar, self.metrics_arg, self.n_batch = mode, n_epochs, pbar, metrics, n_batch
-        self._n_seen = 0
-        self._prepared = True
-        return self.handler
+    def prepare(self, callbacks: list, adapters: Any, **kwargs: Any) -> V1Run:
+        "Start a run of ``callbacks`` (through ``adapters``) with the settings of :class:`V1Run`."
+        self._outer.append(self.current)
+        self.current = V1Run(self.learn, callbacks, adapters, **kwargs)
+        self.last_handler = self.current.handler
+        return self.current
 
-    def release(self) -> None:
-        "The run is over: the next one needs a new ``prepare`` (the last handler stays readable)."
-        self._prepared = False
-
-    def _v1_callbacks(self) -> list:
-        return [c.cb for c in sort_callbacks(self.learn.cbs) if isinstance(c, V1Adapter)]
+    def release(self, run: V1Run) -> None:
+        "End ``run``: the run it interrupted (if any) goes on."
+        if self.current is run: self.current = self._outer.pop()
 
     # ------------------------------------------------------------------ events
     def before_fit(self) -> None:
-        if not self._prepared:
+        if self.current is None:
+            adapters = [c for c in sort_callbacks(self.learn.cbs) if isinstance(c, V1Adapter)]
             n = self.learn.n_epoch
-            self.prepare(self._v1_callbacks(), n_epochs=n, pbar=V1Bar(n))
-        self.handler.begin_train_begin(self.n_epochs, self.pbar, self.metrics_arg)
+            self.prepare([a.cb for a in adapters], adapters, n_epochs=n, pbar=V1Bar(n), auto=True)
+        run = self.current
+        run.handler.begin_train_begin(run.n_epochs, run.pbar, run.metrics)
 
     def before_epoch(self) -> None:
-        self._val_losses, self._val_nums = [], []
-        if self.mode == 'fit':
+        run = self.current
+        run.val_losses, run.val_nums = [], []
+        if run.mode == 'fit':
             model = self.learn.model
             model.train()
-            self._modules = list(model.modules())
-            self._modes = [m.training for m in self._modules]
-        self.handler.begin_epoch_begin()
+            run.modules = list(model.modules())
+            run.modes = [m.training for m in run.modules]
+        run.handler.begin_epoch_begin()
 
     def before_batch(self) -> None:
-        state = self.handler.state_dict
+        state = self.current.handler.state_dict
         state.show('last_input', 'last_target')
         state.grad_phase = False
-        self.handler.begin_batch_begin(self.learn.training)
+        self.current.handler.begin_batch_begin(self.learn.training)
 
     def after_pred(self) -> None:
-        self.handler.state_dict.show('last_output')
-        self.handler.begin_loss_begin()
+        self.current.handler.state_dict.show('last_output')
+        self.current.handler.begin_loss_begin()
 
     def after_loss(self) -> None:
         learn = self.learn
         if not learn.training: return
-        handler = self.handler
+        handler = self.current.handler
         handler.state_dict.grad_phase = True
         handler.state_dict.show('last_loss')
         handler.begin_backward_begin(learn.loss_grad)
 
     def before_backward(self) -> None:
-        if self.handler.state_dict['skip_bwd']: raise CancelBackwardException
+        if self.current.handler.state_dict['skip_bwd']: raise CancelBackwardException
 
-    def after_backward(self) -> None: self.handler.begin_backward_end()
+    def after_backward(self) -> None: self.current.handler.begin_backward_end()
 
     def before_step(self) -> None:
-        if self.handler.state_dict['skip_step']: raise CancelStepException
+        if self.current.handler.state_dict['skip_step']: raise CancelStepException
 
-    def after_step(self) -> None: self.handler.begin_step_end()
+    def after_step(self) -> None: self.current.handler.begin_step_end()
 
     def before_validate(self) -> None:
-        self._val_losses, self._val_nums = [], []
-        if self.mode == 'preds': return
+        run = self.current
+        run.val_losses, run.val_nums = [], []
+        if run.mode == 'preds': return
         dl = self.learn.dl
         empty = dl is None or _is_empty(dl)
-        if empty or (self.mode == 'fit' and (self.handler.state_dict['skip_validate']
-                                             or getattr(self.learn.dls, 'empty_val', False))):
+        if empty or (run.mode == 'fit' and (run.handler.state_dict['skip_validate']
+                                            or getattr(self.learn.dls, 'empty_val', False))):
             raise CancelValidException
 
     def after_batch(self) -> None:
-        learn = self.learn
-        self.handler.state_dict.batch_ended()
-        if not learn.training and self.mode != 'preds':
-            self._val_losses.append(learn.loss.detach())
-            self._val_nums.append(_first(learn.yb).shape[0])
-        self.handler.begin_batch_end()
+        learn, run = self.learn, self.current
+        run.handler.state_dict.batch_ended()
+        if not learn.training and run.mode != 'preds':
+            run.val_losses.append(learn.loss.detach())
+            run.val_nums.append(_first(learn.yb).shape[0])
+        run.handler.begin_batch_end()
 
     def after_epoch(self) -> None:
-        self.handler.begin_epoch_end(self._val_loss())
-
-    def _val_loss(self) -> Any:
-        return weighted_loss_mean(self._val_losses, self._val_nums) if self._val_losses else None
+        self.current.handler.begin_epoch_end(self.current.val_loss())
 
     def after_fit(self) -> None:
-        if self.mode != 'fit': return
+        if self.current.mode != 'fit': return
         exc = self.learn.exception
-        self.handler.begin_train_end(exc if isinstance(exc, Exception) else False)
+        self.current.handler.begin_train_end(exc if isinstance(exc, Exception) else False)
 
 
 class V1DriverEnd(CoreCallback):
@@ -271,40 +287,40 @@ class V1DriverEnd(CoreCallback):
 
     def __init__(self, driver: V1Driver) -> None:
         self.driver = driver
-        self._mode_changes: list = []
 
     def before_fit(self) -> None:
-        d = self.driver
-        start = d.handler.end_train_begin()
-        if start and d.mode == 'fit': self.learn.n_epoch = max(0, d.n_epochs - start)
+        run = self.driver.current
+        start = run.handler.end_train_begin()
+        if start and run.mode == 'fit': self.learn.n_epoch = max(0, run.n_epochs - start)
 
     def before_epoch(self) -> None:
-        d = self.driver
-        if d.mode != 'fit': return
-        self._mode_changes = [(m, m.training) for m, was in zip(d._modules, d._modes) if m.training != was]
+        run = self.driver.current
+        if run.mode == 'fit':
+            run.mode_changes = [(m, m.training) for m, was in zip(run.modules, run.modes) if m.training != was]
 
     def before_train(self) -> None:
         # v1 callbacks ran on_epoch_begin after model.train(); keep what they changed (e.g. BN layers
         # put in eval mode) over the core's model.train() in before_train.
-        for m, training in self._mode_changes: m.training = training
+        for m, training in self.driver.current.mode_changes: m.training = training
 
     def after_step(self) -> None:
-        if self.driver.handler.state_dict['skip_zero']: self.learn.skip_zero_grad = True
+        if self.driver.current.handler.state_dict['skip_zero']: self.learn.skip_zero_grad = True
 
     def after_batch(self) -> None:
-        d = self.driver
-        stop = d.handler.end_batch_end()
-        if d.mode == 'preds':
-            d._n_seen += 1
-            if d.n_batch and d._n_seen >= d.n_batch: stop = True
+        run = self.driver.current
+        stop = run.handler.end_batch_end()
+        if run.mode == 'preds':
+            run.n_seen += 1
+            if run.n_batch and run.n_seen >= run.n_batch: stop = True
         if stop: raise CancelTrainException if self.learn.training else CancelValidException
 
     def after_epoch(self) -> None:
-        d = self.driver
-        if d.handler.end_epoch_end() and d.mode == 'fit': raise CancelFitException
+        run = self.driver.current
+        if run.handler.end_epoch_end() and run.mode == 'fit': raise CancelFitException
 
     def after_fit(self) -> None:
-        self.driver.release()
+        run = self.driver.current
+        if run is not None and run.auto: self.driver.release(run)
 
 
 def _is_empty(dl: Any) -> bool:
@@ -346,16 +362,17 @@ class V1Adapter(CoreCallback):
 
     def _dispatcher(self, ev: str) -> Callable[[], None]:
         cb = self.cb
+        def call() -> None:
+            run = self._driver.current
+            if self in run.active: run.handler._call(cb, ev)
         if ev == 'backward_begin':
             def call() -> None:
-                d = self._driver
-                if d.learn.training: d.handler._call(cb, ev)
+                run = self._driver.current
+                if self in run.active and self._learn.training: run.handler._call(cb, ev)
         elif ev == 'train_end':
             def call() -> None:
-                d = self._driver
-                if d.mode == 'fit': d.handler._call(cb, ev)
-        else:
-            def call() -> None: self._driver.handler._call(cb, ev)
+                run = self._driver.current
+                if self in run.active and run.mode == 'fit': run.handler._call(cb, ev)
         return call
 
     def __repr__(self) -> str: return f'V1Adapter({type(self.cb).__name__})'
@@ -385,16 +402,19 @@ def _drop_drivers_if_unused(learn: Any) -> None:
 def run_v1(learn: Any, callbacks: list, body: Callable[[], Any], metrics: Any = None, mode: str = 'fit',
            n_epochs: int = 1, pbar: Any = None, n_batch: int | None = None) -> tuple[CallbackHandler, Any]:
     """Run ``body()`` (a core loop entry point) with the v1 ``callbacks`` and ``metrics`` bridged onto
-    ``learn`` for its duration; returns ``(handler, body's result)``."""
+    ``learn`` for its duration; returns ``(handler, body's result)``. Inside another v1 run (a callback
+    calling ``learn.validate()``), only these callbacks take part, and the outer run then goes on."""
     before = list(learn.cbs)
     try:
         driver = drivers_for(learn)
-        learn.add_cbs([V1Adapter(cb) for cb in callbacks])
-        handler = driver.prepare(callbacks, metrics, mode=mode, n_epochs=n_epochs, pbar=pbar, n_batch=n_batch)
+        adapters = [V1Adapter(cb) for cb in callbacks]
+        learn.add_cbs(adapters)
+        run = driver.prepare(callbacks, adapters, metrics=metrics, mode=mode, n_epochs=n_epochs, pbar=pbar,
+                             n_batch=n_batch)
         try: res = body()
-        finally: driver.release()
+        finally: driver.release(run)
     finally: learn.remove_cbs([c for c in learn.cbs if c not in before])
-    return handler, res
+    return run.handler, res
 
 
 def adapt_v1_callback(cb: Any) -> CoreCallback | None:

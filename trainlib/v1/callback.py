@@ -26,12 +26,14 @@ import numpy as np
 import torch
 
 from ..events import CancelException
+from ..schedule import annealing_cos, annealing_exp, annealing_linear, annealing_no, annealing_poly
 from ..utils import add_note, camel2snake
 from .core import first_el, is_listy, listify
 from .torch_core import add_metrics
 
 __all__ = ['Callback', 'CallbackHandler', 'SmoothenValue', 'AverageMetric', 'V1ReturnError', 'V1StateKeyError',
-           'V1_EVENTS', 'overridden_events', 'weighted_loss_mean', 'is_v1_callback']
+           'V1_EVENTS', 'overridden_events', 'weighted_loss_mean', 'is_v1_callback', 'Scheduler', 'annealing_no',
+           'annealing_linear', 'annealing_exp', 'annealing_cos', 'annealing_poly']
 
 V1_EVENTS = ('train_begin', 'epoch_begin', 'batch_begin', 'loss_begin', 'backward_begin', 'backward_end',
              'step_end', 'batch_end', 'epoch_end', 'train_end')
@@ -411,12 +413,26 @@ def _short(v: Any) -> str:
     return r if len(r) <= 60 else r[:57] + '...'
 
 
-_FROM_SCHEDULE = ('annealing_no', 'annealing_linear', 'annealing_exp', 'annealing_cos', 'annealing_poly', 'Scheduler')
 
+class Scheduler:
+    """``n_iter`` steps of ``func`` from ``start`` to ``end``: ``vals`` is a tuple ``(start, end)`` (default
+    linear) or a start alone (end 0, default constant)."""
+    def __init__(self, vals: Any, n_iter: int, func: Callable | None = None) -> None:
+        self.start, self.end = (vals[0], vals[1]) if isinstance(vals, tuple) else (vals, 0)
+        self.n_iter = max(1, n_iter)
+        self.func = func if func is not None else annealing_linear if isinstance(vals, tuple) else annealing_no
+        self.n = 0
 
-def __getattr__(name: str) -> Any:
-    # The annealers and Scheduler live in trainlib.schedule (imported on first use).
-    if name in _FROM_SCHEDULE:
-        from .. import schedule
-        return getattr(schedule, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def restart(self) -> None:
+        "Back to the start."
+        self.n = 0
+
+    def step(self) -> Any:
+        "The next value."
+        self.n += 1
+        return self.func(self.start, self.end, self.n / self.n_iter)
+
+    @property
+    def is_done(self) -> bool:
+        "True once ``n_iter`` steps were taken."
+        return self.n >= self.n_iter

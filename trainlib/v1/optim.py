@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..optim import OptimWrapper as CoreOptimWrapper
-from .torch_core import AdamW, split_no_wd_params
+from .torch_core import split_no_wd_params
 
 __all__ = ['OptimWrapper']
 
