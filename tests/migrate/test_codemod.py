@@ -117,6 +117,12 @@ def test_iteration_at_after_batch_is_the_batch_just_done():
             def on_batch_end(self, iteration, **kwargs): self.its.append(iteration)
         ''')
     assert 'iteration = self.learn.train_iter - 1 if self.learn.training else self.learn.train_iter\n' in code
+    code = code_of('''
+        class Early(Callback):
+            _order = -20
+            def on_batch_end(self, iteration, **kwargs): self.its.append(iteration)
+        ''')
+    assert 'def after_batch(self): self.its.append(self.learn.train_iter)' in code    # before TrainEvalCallback
 
 
 def test_a_return_before_the_end_keeps_its_control_flow():
@@ -127,6 +133,32 @@ def test_a_return_before_the_end_keeps_its_control_flow():
                 self.valid_calls += 1
         ''')
     assert '        if self.learn.training: self.learn.pred = self.learn.pred * 2; return\n' in code
+
+
+def test_the_method_keeps_no_useless_return_but_loops_keep_theirs():
+    code = code_of('''
+        class C(Callback):
+            def on_batch_end(self, last_loss, **kwargs):
+                for cb in self.others:
+                    if cb.stop: return {'stop_epoch': True}
+                if last_loss > 3: return {'stop_epoch': self.hard}
+                else: return {'stop_epoch': False}
+        ''')
+    assert ('        for cb in self.others:\n'
+            '            if cb.stop: raise CancelTrainException() if self.learn.training else CancelValidException()\n'
+            '        if self.learn.loss > 3:\n'
+            '            if self.hard: raise CancelTrainException() if self.learn.training else CancelValidException()\n'
+            '        else: pass\n') in code
+
+
+def test_a_flag_computed_from_the_state_sees_it_before_the_return_replaces_it():
+    code = code_of('''
+        class C(Callback):
+            def on_backward_begin(self, last_loss, **kwargs):
+                return {'last_loss': last_loss * 2, 'skip_bwd': last_loss > 10}
+        ''')
+    assert ('        self.learn.loss_grad, skip_bwd = self.learn.loss_grad * 2, self.learn.loss_grad > 10\n'
+            '        if skip_bwd: raise CancelBackwardException()\n') in code
 
 
 def test_legacy_input_returns_that_are_not_tuple_literals_are_unpacked():

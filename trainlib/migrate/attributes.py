@@ -27,6 +27,7 @@ class AttributeRewrites:
     "Mixin of the migrator (``self.todo``, ``self.data_nodes``, ``self.in_callback()`` come from it)."
 
     def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.BaseExpression:
+        "``self.learn.data`` -> ``self.learn.dls``, ``opt.lr`` -> ``opt.get_hyper('lr')``, v1-only fields reported."
         info = self.in_callback()
         if info is None: return updated
         attr, owner = original.attr.value, source_of(original.value).strip()

@@ -112,6 +112,7 @@ class ModuleRewrites:
 
     # ------------------------------------------------------------------ imports
     def leave_ImportFrom(self, original: cst.ImportFrom, updated: cst.ImportFrom) -> Any:
+        "``from fastai.<v1 module> import *`` -> ``from trainlib.v2 import *`` (once); names likewise."
         if self.depth or self.cls_stack or original.relative: return updated
         mod = get_full_name_for_node(original.module) or ''
         if mod != 'fastai' and not mod.startswith('fastai.'): return updated
@@ -139,6 +140,7 @@ class ModuleRewrites:
         return cst.FlattenSentinel([updated.with_changes(names=fix_commas(keep)), _v2_import(take)])
 
     def leave_Import(self, original: cst.Import, updated: cst.Import) -> cst.Import:
+        "``import fastai...`` is reported (its uses cannot be followed)."
         if not (self.depth or self.cls_stack) and any(
                 (get_full_name_for_node(a.name) or '').split('.')[0] == 'fastai' for a in original.names):
             self.todo(original, 'imports a fastai module: use `from trainlib.v2 import *`')

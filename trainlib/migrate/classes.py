@@ -31,6 +31,15 @@ class ClassInfo:
     deferred: set = field(default_factory=set)      # flags checked later: 'stop_training', 'skip_validate'
 
     @property
+    def before_train_eval(self) -> bool:
+        "Its ``_order`` is a number below TrainEvalCallback's -10 (so it runs before train_iter is counted)."
+        v = self.order_value
+        neg = isinstance(v, cst.UnaryOperation) and isinstance(v.operator, cst.Minus)
+        num = v.expression if neg else v
+        if not isinstance(num, (cst.Integer, cst.Float)): return False
+        return (-1 if neg else 1) * float(num.value) < -10
+
+    @property
     def plain_base(self) -> bool:
         "Its bases are fastai-1's own Callback/LearnerCallback (whose event methods do nothing)."
         return all(last_name(b) in V1_BASES for b in self.bases)

@@ -8,7 +8,7 @@ from libcst.helpers import get_full_name_for_node
 
 from .mapping import TODO_TAG
 
-__all__ = ['source_of', 'embeddable', 'is_atomic', 'string_value', 'literal', 'statement', 'comment_lines',
+__all__ = ['source_of', 'embeddable', 'is_atomic', 'string_value', 'literal', 'RUNTIME', 'statement', 'comment_lines',
            'commented', 'only_pass', 'body_lines', 'docstring_count', 'insert_top', 'has_own_return', 'base_names',
            'last_name', 'fix_commas', 'dedupe_aliases', 'rename_kw']
 
@@ -35,11 +35,15 @@ def string_value(node: cst.CSTNode) -> str | None:
     return node.evaluated_value if isinstance(node, cst.SimpleString) else None
 
 
+RUNTIME = object()
+"What :func:`literal` returns for an expression whose value is only known at run time."
+
+
 def literal(node: cst.BaseExpression) -> Any:
-    "True/False/None for those literals, else a marker meaning 'computed at run time'."
+    "True/False/None for those literals, else :data:`RUNTIME`."
     if isinstance(node, cst.Name) and node.value in ('True', 'False', 'None'):
         return {'True': True, 'False': False, 'None': None}[node.value]
-    return literal
+    return RUNTIME
 
 
 def statement(src: str) -> cst.BaseStatement:

@@ -76,8 +76,9 @@ for _k in ('stop_training', 'stop_epoch', 'skip_step', 'skip_zero', 'skip_bwd', 
     _UNTRANSLATABLE[_k] = _FLAG_READ.format(key=_k)
 
 
-def state_read(key: str, event: str) -> StateRead:
-    "The translation of reading fastai-1 state ``key`` inside the v2 ``event`` a v1 method became."
+def state_read(key: str, event: str, before_train_eval: bool = False) -> StateRead:
+    """The translation of reading fastai-1 state ``key`` inside the v2 ``event`` a v1 method became
+    (``before_train_eval``: the callback's order is below TrainEvalCallback's -10)."""
     if key == 'last_metrics':
         return StateRead(_STATE[key], after_recorder=(event == 'after_epoch'),
                          item=('self.learn.recorder.values[-1]', 1))
@@ -96,7 +97,7 @@ def state_read(key: str, event: str) -> StateRead:
     if key == 'iteration':
         # TrainEvalCallback (order -10) counts the batch in after_batch, before this callback runs;
         # fastai 1 counts it after every on_batch_end.
-        if event == 'after_batch':
+        if event == 'after_batch' and not before_train_eval:
             return StateRead('self.learn.train_iter - 1 if self.learn.training else self.learn.train_iter')
         return StateRead('self.learn.train_iter')
     if key == 'num_batch':

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
-from .cst_util import embeddable, last_name, literal, source_of, string_value
+from .cst_util import RUNTIME, embeddable, last_name, literal, source_of, string_value
 from .mapping import EVENTS, FLAG_KEYS, LEGACY_RETURN
 
 __all__ = ['Plan', 'METRIC_WHY', 'return_updates', 'plan_updates']
@@ -64,45 +64,56 @@ def _batch_value(o: cst.BaseExpression, u: cst.BaseExpression) -> str:
     return f'({embeddable(u)},)'
 
 
+def _deferred(key: str, event: str) -> bool:
+    "A flag fastai 1 reads at another event than ``event``: it becomes an attribute checked there."
+    return key == 'skip_validate' or (key == 'stop_training' and event != 'after_epoch')
+
+
 def plan_updates(event: str, updates: list, unchanged: dict) -> Plan | str:
     """The plan for the state updates of one return in ``event`` (the TODO reason if there is none).
-    ``unchanged`` maps the nodes that read a state key unchanged to that key (handing it back is a no-op)."""
-    assigns, flags, plan = [], {}, Plan()
+    ``unchanged`` maps the nodes that read a state key unchanged to that key (handing it back is a no-op).
+
+    All the values are computed in one assignment, in the order of the return (a flag computed from the
+    loss sees the loss before it is replaced, as in fastai); then the exception is raised."""
+    plan, items, raising = Plan(), [], {}          # items: (target, value source or None for a raising flag)
     for key, o, u in updates:
         if key == 'unpack':
             plan.stmts.append(f'last_input, last_target = {source_of(u).strip()}')
-            assigns += [('self.learn.xb', '(last_input,)'), ('self.learn.yb', '(last_target,)')]
+            items += [('self.learn.xb', '(last_input,)'), ('self.learn.yb', '(last_target,)')]
         elif key in _TARGETS:
             at, target = _TARGETS[key]
             if event != at: return f'returns `{key}` from {_V1_OF[event]}: fastai 1 only uses it from {_V1_OF[at]}'
             if unchanged.get(o) == key: continue
-            value = _batch_value(o, u) if key in ('last_input', 'last_target') else embeddable(u)
-            assigns.append((target, value))
-        elif key in FLAG_KEYS: flags[key] = u
-        elif key == 'last_metrics': return METRIC_WHY
-        else: return f'returns `{key}`: trainlib.v2 has no loop state a callback sets for it (see MIGRATION.md)'
-    if assigns: plan.stmts.append(f'{", ".join(t for t, _ in assigns)} = {", ".join(v for _, v in assigns)}')
-    why = _plan_flags(event, flags, plan)
-    return plan if why is None else why
-
-
-def _plan_flags(event: str, flags: dict, plan: Plan) -> str | None:
-    "Add the statements of the flags (deferred ones first, then the raise) to ``plan``; or the TODO reason."
-    for key in ('skip_validate', 'stop_training'):
-        if key in flags and not (key == 'stop_training' and event == 'after_epoch'):
+            items.append((target, _batch_value(o, u) if key in ('last_input', 'last_target') else embeddable(u)))
+        elif key in FLAG_KEYS and _deferred(key, event):
             plan.deferred.add(key)
             plan.after_recorder |= key == 'stop_training'
-            plan.stmts.append(f'self._{key} = {embeddable(flags.pop(key))}')
-    if not flags: return None
-    exc = _exception(event, flags)
-    if exc is None:
-        return (f'returns {", ".join(sorted(flags))} from {_V1_OF[event]}: fastai 1 acts on '
-                f'{"these flags" if len(flags) > 1 else "this flag"} at another point of the loop, and no trainlib.v2 '
-                f'Cancel exception raised here does the same')
-    plan.after_recorder |= event in ('after_batch', 'after_epoch')
-    plan.needed.update(n for n in exc.replace('(', ' ').replace(')', ' ').split() if n.startswith('Cancel'))
-    _add_raise(plan, exc, next(iter(flags.values())))
-    return None
+            items.append((f'self._{key}', embeddable(u)))
+        elif key in FLAG_KEYS:
+            raising[key] = u
+            items.append((key, None))
+        elif key == 'last_metrics': return METRIC_WHY
+        else: return f'returns `{key}`: trainlib.v2 has no loop state a callback sets for it (see MIGRATION.md)'
+    exc = _exception(event, raising) if raising else None
+    if raising and exc is None:
+        return (f'returns {", ".join(sorted(raising))} from {_V1_OF[event]}: fastai 1 acts on '
+                f'{"these flags" if len(raising) > 1 else "this flag"} at another point of the loop, and no '
+                f'trainlib.v2 Cancel exception raised here does the same')
+    local = next(iter(raising), None)
+    cond = raising.get(local)
+    if cond is not None and literal(cond) is RUNTIME and any(v is not None for _, v in items):
+        # computed in the same assignment, in the order of the return: it sees the state before it is replaced
+        items = [(t, embeddable(cond) if t == local else v) for t, v in items]
+        cond = cst.Name(local)
+    items = [(t, v) for t, v in items if v is not None]
+    if any(not t.startswith('self._') for t, _ in items):       # state or a local: one assignment, in order
+        plan.stmts.append(f'{", ".join(t for t, _ in items)} = {", ".join(v for _, v in items)}')
+    else: plan.stmts += [f'{t} = {v}' for t, v in items]          # only flags for later events
+    if exc is not None:
+        plan.after_recorder |= event in ('after_batch', 'after_epoch')
+        plan.needed.update(n for n in exc.replace('(', ' ').replace(')', ' ').split() if n.startswith('Cancel'))
+        _add_raise(plan, exc, cond)
+    return plan
 
 
 def _exception(event: str, flags: dict) -> str | None:

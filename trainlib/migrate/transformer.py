@@ -29,6 +29,7 @@ __all__ = ['migrate_module']
 
 
 class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
+    "The walk over one module: converts the fastai-1 callback classes ``survey`` found, collects the TODOs."
     METADATA_DEPENDENCIES = (ScopeProvider, PositionProvider, ParentNodeProvider)
 
     def __init__(self, path: str, classes: dict[str, ClassInfo], star_import: bool, fastai_file: bool) -> None:
@@ -63,6 +64,7 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
         self.comments.setdefault(at if at is not None else self._statement_of(node), []).append(why)
 
     def on_leave(self, original_node: cst.CSTNode, updated_node: Any) -> Any:
+        "Every node: its own rewrite, then the TODO comments waiting for it."
         res = super().on_leave(original_node, updated_node)
         reasons = self.comments.pop(original_node, None)
         if not reasons or isinstance(res, cst.RemovalSentinel): return res
@@ -79,6 +81,7 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
 
     # ------------------------------------------------------------------ classes
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        "Enter a class; report a fastai-1-looking class that derives from something else."
         info = self.by_node.get(node)
         self.cls_stack.append(info)
         if info is not None or self.depth or len(self.cls_stack) > 1 or not self.fastai_file: return
@@ -89,6 +92,7 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
                             f'(it defines {", ".join(v1_methods)})', at=node)
 
     def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
+        "``LearnerCallback`` -> ``Callback``, then the v2 order and the deferred-flag methods."
         info = self.cls_stack.pop()
         if info is None: return updated
         bases = []
@@ -121,6 +125,7 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
 
     # ------------------------------------------------------------------ event methods
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        "Enter a method: an event method or the ``__init__`` of a learner callback starts a conversion."
         info = self._direct_class()
         if info is not None:
             name = node.name.value
@@ -132,6 +137,7 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
         self.depth += 1
 
     def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> Any:
+        "Finish the conversion this method started (new name, no arguments, bindings)."
         self.depth -= 1
         if self.method is not None and self.method.func is original:
             ctx, self.method = self.method, None
@@ -160,7 +166,7 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
         name, assignments = p.name.value, self._assignments(p)
         refs = [r.node for a in assignments if isinstance(a.node, cst.Param) for r in a.references]
         if not refs: return
-        read = state_read(name, ctx.event)
+        read = state_read(name, ctx.event, ctx.cls.before_train_eval)
         if read.why is not None:
             for r in refs: self.todo(r, read.why)
             return
@@ -201,7 +207,7 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
                     self.todo(r.node, f"uses **{kw} other than {kw}['key'] / {kw}.get('key'): trainlib.v2 events "
                                       f'take no arguments; read the state from self.learn')
                     continue
-                read = state_read(key, ctx.event)
+                read = state_read(key, ctx.event, ctx.cls.before_train_eval)
                 if read.why is not None:
                     self.todo(r.node, read.why)
                     continue
@@ -235,12 +241,15 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
         return updated.with_changes(name=cst.Name(ctx.event), params=params, body=body, returns=returns)
 
     def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
+        "A read of a v1 state argument -> its v2 expression."
         return self.replace.get(original, updated)
 
     def leave_Subscript(self, original: cst.Subscript, updated: cst.Subscript) -> cst.BaseExpression:
+        "``kwargs['key']`` (or ``last_metrics[i]``) -> its v2 expression."
         return self.replace.get(original, updated)
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        "``kwargs.get('key')``, ``super().__init__(learn)``, then the calls of :class:`ModuleRewrites`."
         if original in self.replace: return self.replace[original]
         if self.in_callback() is not None and _is_super_init(original):
             if source_of(original.func.value) in ('LearnerCallback', 'Callback'):
@@ -284,6 +293,7 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
 
     # ------------------------------------------------------------------ statements
     def leave_SimpleStatementLine(self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine) -> Any:
+        "Class-body lines (``_order``, ``learn`` field), else returns, super calls and optimizer assignments."
         if self._direct_class() is not None: return self._class_body_line(updated)
         lines = self._statement_lines(original, updated)
         if lines is None: return updated
@@ -293,6 +303,7 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
 
     def leave_SimpleStatementSuite(self, original: cst.SimpleStatementSuite,
                                    updated: cst.SimpleStatementSuite) -> Any:
+        "The statements after ``if x:`` on one line, as for a line (a block if an ``if`` replaces one)."
         lines = self._statement_lines(original, updated)
         if lines is None: return updated
         if not lines: return updated.with_changes(body=[cst.Pass()])
@@ -302,6 +313,7 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
         return cst.IndentedBlock(body=lines)
 
     def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
+        "A block whose statements all went gets a ``pass``."
         return updated if updated.body else updated.with_changes(body=[statement('pass')])
 
     def _statement_lines(self, original: Any, updated: Any) -> list | None:
@@ -334,16 +346,19 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
         return None
 
     # ------------------------------------------------------------------ returns
-    @staticmethod
-    def _is_last(ctx: MethodCtx, line: cst.CSTNode) -> bool:
-        "Is ``line`` (the original line or suite holding a return) the method's last statement?"
-        body = ctx.func.body
-        if isinstance(body, cst.SimpleStatementSuite): return line is body
-        return bool(body.body) and body.body[-1] is line
+    def _ends_method(self, ctx: MethodCtx, line: cst.CSTNode) -> bool:
+        "Does the method end after ``line`` (the original line or suite of a return), through if/else/with ends?"
+        node = line
+        while True:
+            parent = self.get_metadata(ParentNodeProvider, node)
+            if parent is ctx.func: return True
+            if isinstance(parent, cst.IndentedBlock) and parent.body[-1] is not node: return False
+            if not isinstance(parent, (cst.IndentedBlock, cst.If, cst.Else, cst.With)): return False
+            node = parent
 
     def _then_return(self, ctx: MethodCtx, line: cst.CSTNode, stmts: list, stops: bool = False) -> list:
-        "``stmts`` then ``return``, unless the return was the method's last statement or ``stmts`` always raise."
-        if stops or self._is_last(ctx, line): return stmts
+        "``stmts`` then ``return``, unless the method ends there anyway or ``stmts`` always raise."
+        if stops or self._ends_method(ctx, line): return stmts
         return stmts + [statement('return')]
 
     def _translate_return(self, ctx: MethodCtx, o: cst.Return, u: cst.Return, line: Any) -> list | None:

@@ -12,8 +12,8 @@ class StopAfter(Callback):
     def after_batch(self):
         iteration = self.learn.train_iter - 1 if self.learn.training else self.learn.train_iter
         if iteration >= self.n_batches - 1:
-            self._skip_validate = True
             self._stop_training = True
+            self._skip_validate = True
             raise CancelTrainException() if self.learn.training else CancelValidException()
 
     def before_fit(self):
