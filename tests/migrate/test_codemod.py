@@ -132,7 +132,8 @@ def test_a_return_before_the_end_keeps_its_control_flow():
                 if train: return {'last_output': last_output * 2}
                 self.valid_calls += 1
         ''')
-    assert '        if self.learn.training: self.learn.pred = self.learn.pred * 2; return\n' in code
+    assert ('        if self.learn.training:\n            self.learn.pred = self.learn.pred * 2\n            return\n'
+            '        self.valid_calls += 1\n') in code
 
 
 def test_the_method_keeps_no_useless_return_but_loops_keep_theirs():
@@ -159,6 +160,55 @@ def test_a_flag_computed_from_the_state_sees_it_before_the_return_replaces_it():
         ''')
     assert ('        self.learn.loss_grad, skip_bwd = self.learn.loss_grad * 2, self.learn.loss_grad > 10\n'
             '        if skip_bwd: raise CancelBackwardException()\n') in code
+
+
+def test_returns_whose_meaning_is_unknown_are_reported():
+    m = migrate('''
+        class C(Callback):
+            def on_train_begin(self, **kwargs):
+                res = {'epoch': self.start} if self.start else None
+                return res
+            def on_batch_begin(self, last_input, **kwargs):
+                out = dict(last_input=last_input * 2)
+                return out
+            def on_epoch_begin(self, **kwargs): return 'ignored'
+        ''')
+    assert [(t.line, t.why) for t in m.todos] == [
+        (4, "returns `res` from on_train_begin: fastai >= 1.0.47 reads a dict of state updates there (e.g. "
+            "{'epoch': k} to resume), fastai <= 1.0.46 ignored it"),
+        (7, 'returns `out`, a dict built earlier: return the dict literal itself so that its keys can be translated')]
+    assert '        return res\n' in m.code and 'before_epoch' not in m.code      # nothing left to do there
+
+
+def test_learner_attributes_copied_on_the_callback_and_calls_of_v1_events():
+    m = migrate('''
+        class C(LearnerCallback):
+            def on_train_begin(self, **kwargs):
+                self.opt = self.learn.opt
+                self.on_epoch_begin(epoch=0)
+        ''')
+    assert 'self.opt =' not in m.code and m.code.endswith('\n        self.on_epoch_begin(epoch=0)\n')
+    assert [(t.line, t.why.split(' (')[0]) for t in m.todos] == [
+        (4, 'calls the fastai-1 event method on_epoch_begin, now before_epoch')]
+
+
+def test_the_learner_used_while_the_callback_is_built_is_reported():
+    m = migrate('''
+        from dataclasses import dataclass
+        class A(LearnerCallback):
+            def __init__(self, learn, name='h'):
+                super().__init__(learn)
+                self.file = self.learn.path/name
+        @dataclass
+        class B(LearnerCallback):
+            learn: Learner
+            def __post_init__(self):
+                super().__init__(self.learn)
+                self.model_name = self.learn.model.__class__.__name__
+        ''')
+    assert [t.line for t in m.todos] == [5, 11] and all('uses the Learner in __init__' in t.why for t in m.todos)
+    assert "    def __init__(self, name='h'):\n        super().__init__()\n" in m.code
+    assert '    def __post_init__(self):\n        super().__init__()\n' in m.code and 'learn: Learner' not in m.code
 
 
 def test_legacy_input_returns_that_are_not_tuple_literals_are_unpacked():

@@ -8,7 +8,7 @@ from libcst.metadata import ParentNodeProvider
 from .cst_util import embeddable, source_of, statement
 from .mapping import OPT_HYPERS
 
-__all__ = ['AttributeRewrites']
+__all__ = ['AttributeRewrites', 'opt_assignment']
 
 _DATA_ATTRS = {'train_dl': 'train', 'valid_dl': 'valid', 'train_ds': 'train_ds', 'valid_ds': 'valid_ds',
                'path': 'path', 'device': 'device'}
@@ -44,22 +44,57 @@ class AttributeRewrites:
             self.todo(original, _RECORDER_V1_ONLY[attr])
             return updated
         if _is_opt_hyper(original):
-            parent = self.get_metadata(ParentNodeProvider, original)
-            if isinstance(parent, (cst.AssignTarget, cst.AugAssign)): return updated     # see opt_assignment
-            return cst.parse_expression(f"{source_of(updated.value).strip()}.get_hyper('{OPT_HYPERS[attr]}')")
+            store = self._store_statement(original)
+            if store is None:
+                q = self._quote(original)
+                return cst.parse_expression(f"{source_of(updated.value).strip()}.get_hyper({q}{OPT_HYPERS[attr]}{q})")
+            if opt_assignment(store) is None:
+                self.todo(original, f'assigns the OptimWrapper property `{attr}` where the codemod cannot write '
+                                    f"`opt.set_hyper('{OPT_HYPERS[attr]}', value)` for it")
         return updated
 
-    @staticmethod
-    def opt_assignment(u: cst.BaseSmallStatement) -> list | None:
-        "``opt.lr = v`` -> ``opt.set_hyper('lr', v)`` (and ``opt.lr *= f``); None for other statements."
-        if isinstance(u, cst.Assign) and len(u.targets) == 1 and _is_opt_hyper(u.targets[0].target):
-            opt, name = _opt_parts(u.targets[0].target)
-            return [statement(f"{opt}.set_hyper('{name}', {source_of(u.value).strip()})")]
-        if isinstance(u, cst.AugAssign) and _is_opt_hyper(u.target):
-            opt, name = _opt_parts(u.target)
-            op = source_of(u.operator).strip()[:-1].strip()
-            return [statement(f"{opt}.set_hyper('{name}', {opt}.get_hyper('{name}') {op} {embeddable(u.value)})")]
-        return None
+    def _store_statement(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        "The statement that assigns to ``node`` (through tuple targets), or None when ``node`` is read."
+        parent = self.get_metadata(ParentNodeProvider, node)
+        while isinstance(parent, (cst.Element, cst.StarredElement, cst.Tuple, cst.List)):
+            node, parent = parent, self.get_metadata(ParentNodeProvider, parent)
+        if isinstance(parent, cst.AssignTarget): return self.get_metadata(ParentNodeProvider, parent)
+        if isinstance(parent, (cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor)) and parent.target is node:
+            return parent
+        return parent if isinstance(parent, cst.AsName) else None
+
+    def _quote(self, node: cst.CSTNode) -> str:
+        "A quote that can be written at ``node``: not the one of an enclosing f-string."
+        cur = node
+        while cur is not None and not isinstance(cur, cst.FormattedString):
+            cur = self.get_metadata(ParentNodeProvider, cur, None)
+        return '"' if cur is not None and cur.start.endswith("'") else "'"
+
+
+def opt_assignment(u: cst.CSTNode) -> list | None:
+    """``opt.lr = v`` -> ``opt.set_hyper('lr', v)``, ``opt.lr *= f``, ``opt.lr, opt.mom = a, b``;
+    None for any other statement."""
+    if isinstance(u, cst.Assign) and len(u.targets) == 1 and _is_opt_hyper(u.targets[0].target):
+        opt, name = _opt_parts(u.targets[0].target)
+        return [statement(f"{opt}.set_hyper('{name}', {source_of(u.value).strip()})")]
+    if isinstance(u, cst.AugAssign) and _is_opt_hyper(u.target):
+        opt, name = _opt_parts(u.target)
+        op = source_of(u.operator).strip()[:-1].strip()
+        return [statement(f"{opt}.set_hyper('{name}', {opt}.get_hyper('{name}') {op} {embeddable(u.value)})")]
+    pairs = _tuple_pairs(u)
+    if pairs is None: return None
+    return [statement(f"{opt}.set_hyper('{name}', {embeddable(v)})") for (opt, name), v in pairs]
+
+
+def _tuple_pairs(u: cst.CSTNode) -> list | None:
+    "``opt.lr, opt.mom = a, b`` -> [((opt, 'lr'), a), ((opt, 'mom'), b)]; None for anything else."
+    if not (isinstance(u, cst.Assign) and len(u.targets) == 1): return None
+    t, v = u.targets[0].target, u.value
+    if not (isinstance(t, (cst.Tuple, cst.List)) and isinstance(v, (cst.Tuple, cst.List))
+            and len(t.elements) == len(v.elements)): return None
+    if not all(isinstance(e, cst.Element) and _is_opt_hyper(e.value) for e in t.elements) or \
+            any(isinstance(e, cst.StarredElement) for e in v.elements): return None
+    return [(_opt_parts(te.value), ve.value) for te, ve in zip(t.elements, v.elements)]
 
 
 def _is_opt_hyper(node: cst.BaseExpression) -> bool:

@@ -48,7 +48,11 @@ def return_updates(event: str, ov: cst.BaseExpression, uv: cst.BaseExpression) -
     if isinstance(ov, cst.Call) and last_name(get_full_name_for_node(ov.func) or '') == 'add_metrics':
         return None, METRIC_WHY
     key = LEGACY_RETURN.get(event)
-    if key is None: return None, None
+    if key is None:
+        if isinstance(ov, (cst.BaseString, cst.Integer, cst.Float)) or literal(ov) is not RUNTIME: return None, None
+        example = " (e.g. {'epoch': k} to resume)" if event == 'before_fit' else ''
+        return None, (f'returns `{source_of(ov).strip()}` from {_V1_OF[event]}: fastai >= 1.0.47 reads a dict of state '
+                      f'updates there{example}, fastai <= 1.0.46 ignored it')
     if key != 'inputs': return [(key, ov, uv)], None
     if isinstance(ov, (cst.Tuple, cst.List)) and len(ov.elements) == 2 and not any(
             isinstance(e, cst.StarredElement) for e in ov.elements):

@@ -15,7 +15,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider, ScopeProvider
 
-from .attributes import AttributeRewrites
+from .attributes import AttributeRewrites, opt_assignment
 from .calls import ModuleRewrites, has_known_star, imports_fastai
 from .classes import ClassInfo, InitCtx, MethodCtx, class_facts, finish_class, survey
 from .cst_util import base_names, body_lines, commented, fix_commas, insert_top, is_atomic, last_name, literal, \
@@ -26,6 +26,9 @@ from .report import Todo
 from .returns import plan_updates, return_updates
 
 __all__ = ['migrate_module']
+
+_LEARN_IN_INIT = ('uses the Learner in __init__: a trainlib.v2 callback gets `self.learn` when it is added to the '
+                  'Learner; move this to before_fit')
 
 
 class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
@@ -130,7 +133,7 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
         if info is not None:
             name = node.name.value
             if name in EVENTS: self._start_method(info, node)
-            elif name == '__init__' and info.takes_learn: self._start_init(info, node)
+            elif name in ('__init__', '__post_init__') and info.takes_learn: self._start_init(info, node)
             elif name == 'jump_to_epoch':
                 self.todo(node, 'fastai 1 calls jump_to_epoch when a fit resumes; trainlib.v2 resumes with '
                                 'fit(start_epoch=...): read self.learn.epoch in before_epoch instead', at=node)
@@ -248,9 +251,25 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
         "``kwargs['key']`` (or ``last_metrics[i]``) -> its v2 expression."
         return self.replace.get(original, updated)
 
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.BaseExpression:
+        "``self.learn`` in ``__init__`` is reported (it is None there in v2); then :class:`AttributeRewrites`."
+        if self.init is not None and source_of(original) == 'self.learn' and not self._in_super_init(original):
+            self.todo(original, _LEARN_IN_INIT)
+        return super().leave_Attribute(original, updated)
+
+    def _in_super_init(self, node: cst.CSTNode) -> bool:
+        arg = self.get_metadata(ParentNodeProvider, node)
+        call = self.get_metadata(ParentNodeProvider, arg) if isinstance(arg, cst.Arg) else None
+        return isinstance(call, cst.Call) and _is_super_init(call)
+
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         "``kwargs.get('key')``, ``super().__init__(learn)``, then the calls of :class:`ModuleRewrites`."
         if original in self.replace: return self.replace[original]
+        f = original.func
+        if self.in_callback() is not None and isinstance(f, cst.Attribute) and f.attr.value in EVENTS \
+                and source_of(f.value) == 'self':
+            self.todo(original, f'calls the fastai-1 event method {f.attr.value}, now {EVENTS[f.attr.value]} '
+                                f'(which takes no arguments and reads the state from self.learn)')
         if self.in_callback() is not None and _is_super_init(original):
             if source_of(original.func.value) in ('LearnerCallback', 'Callback'):
                 return cst.parse_expression('super().__init__()')
@@ -263,22 +282,18 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
     # ------------------------------------------------------------------ __init__ of learner callbacks
     def _start_init(self, info: ClassInfo, node: cst.FunctionDef) -> None:
         ps = node.params.params
-        learn = ps[1] if len(ps) > 1 and (ps[1].name.value == 'learn' or
-                                          any(last_name(b) == 'LearnerCallback' for b in info.bases)) else None
+        learn = ps[1] if node.name.value == '__init__' and len(ps) > 1 and (
+            ps[1].name.value == 'learn' or any(last_name(b) == 'LearnerCallback' for b in info.bases)) else None
         self.init = InitCtx(info, node, learn.name.value if learn is not None else None, self.depth)
         if learn is None: return
         for a in self._assignments(learn):
             for r in a.references:
-                if self._init_use_ok(r.node): continue
-                self.todo(r.node, 'uses the Learner in __init__: a trainlib.v2 callback gets `self.learn` when it is '
-                                  'added to the Learner; move this to before_fit')
+                if not self._init_use_ok(r.node): self.todo(r.node, _LEARN_IN_INIT)
 
     def _init_use_ok(self, node: cst.CSTNode) -> bool:
         "``super().__init__(learn)`` and ``self.learn = learn`` have a v2 meaning (nothing to do)."
         parent = self.get_metadata(ParentNodeProvider, node)
-        if isinstance(parent, cst.Arg):
-            call = self.get_metadata(ParentNodeProvider, parent)
-            return isinstance(call, cst.Call) and _is_super_init(call)
+        if isinstance(parent, cst.Arg): return self._in_super_init(node)
         if isinstance(parent, cst.Assign) and len(parent.targets) == 1 \
                 and source_of(parent.targets[0].target).strip() == 'self.learn':
             self.drop.add(parent)
@@ -307,9 +322,9 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
         lines = self._statement_lines(original, updated)
         if lines is None: return updated
         if not lines: return updated.with_changes(body=[cst.Pass()])
-        if all(isinstance(line, cst.SimpleStatementLine) for line in lines):
-            return updated.with_changes(body=[s.with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
-                                              for line in lines for s in line.body])
+        small = [s for line in lines if isinstance(line, cst.SimpleStatementLine) for s in line.body]
+        if len(small) == len(lines) and len(small) <= len(original.body):      # still one short line
+            return updated.with_changes(body=[s.with_changes(semicolon=cst.MaybeSentinel.DEFAULT) for s in small])
         return cst.IndentedBlock(body=lines)
 
     def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
@@ -340,7 +355,8 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
             new = [] if cls.plain_base else [statement(f'super().{EVENTS[ev]}()')]
             return new if isinstance(o, cst.Expr) or ctx is None else self._then_return(ctx, line, new)
         if self.in_callback() is not None and isinstance(o, (cst.Assign, cst.AugAssign)):
-            return self.opt_assignment(u)
+            if _copies_learner_attr(o): return []
+            return opt_assignment(u)
         if isinstance(o, cst.Return) and ctx is not None and self.depth == ctx.depth + 1:
             return self._translate_return(ctx, o, u, line)
         return None
@@ -364,17 +380,29 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
     def _translate_return(self, ctx: MethodCtx, o: cst.Return, u: cst.Return, line: Any) -> list | None:
         if o.value is None: return None
         if literal(o.value) is None: return self._then_return(ctx, line, [])
+        if self._names_a_dict(o.value):
+            return self._untouched(ctx, o, f'returns `{o.value.value}`, a dict built earlier: return the dict literal '
+                                           f'itself so that its keys can be translated')
         updates, why = return_updates(ctx.event, o.value, u.value)
         if why is not None: return self._untouched(ctx, o, why)
-        if updates is None:          # a value fastai ignored in this event (its call still runs)
-            keep = [cst.SimpleStatementLine(body=[cst.Expr(u.value)])] if isinstance(o.value, cst.Call) else []
-            return self._then_return(ctx, line, keep)
+        if updates is None: return self._then_return(ctx, line, [])       # a literal fastai ignored in this event
         plan = plan_updates(ctx.event, updates, ctx.access_key)
         if isinstance(plan, str): return self._untouched(ctx, o, plan)
         self.needed |= plan.needed
         ctx.cls.deferred |= plan.deferred
         ctx.cls.after_recorder |= plan.after_recorder
         return self._then_return(ctx, line, [statement(s) for s in plan.stmts], plan.stops)
+
+    def _names_a_dict(self, value: cst.BaseExpression) -> bool:
+        "Is ``value`` a local name that the method binds to a dict display or a ``dict(...)`` call?"
+        if not isinstance(value, cst.Name): return False
+        for a in self.get_metadata(ScopeProvider, value).assignments[value.value]:
+            target = a.node
+            parent = self.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.CSTNode) else None
+            assign = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.AssignTarget) else None
+            rhs = assign.value if isinstance(assign, cst.Assign) else None
+            if isinstance(rhs, cst.Dict) or (isinstance(rhs, cst.Call) and source_of(rhs.func) == 'dict'): return True
+        return False
 
     def _untouched(self, ctx: MethodCtx, o: cst.Return, why: str) -> list:
         "Keep the original return statement, with a TODO."
@@ -386,6 +414,15 @@ class _Migrator(AttributeRewrites, ModuleRewrites, cst.CSTTransformer):
                 return True
         o.visit(_All())
         return [cst.SimpleStatementLine(body=[o])]
+
+
+def _copies_learner_attr(o: cst.BaseSmallStatement) -> bool:
+    """``self.opt = self.learn.opt``: a v2 callback reads ``self.opt`` from its Learner already (and
+    assigning it would shadow the Learner's, with a warning)."""
+    if not (isinstance(o, cst.Assign) and len(o.targets) == 1): return False
+    t = o.targets[0].target
+    return isinstance(t, cst.Attribute) and source_of(t.value) == 'self' and \
+        source_of(o.value).strip() == f'self.learn.{t.attr.value}'
 
 
 def _super_event(call: Any) -> str | None:
