@@ -105,6 +105,25 @@ def test_order_run_train_run_valid_and_run_match_fastai():
     assert learn.cb_f.run is True               # run is switched back on after after_fit
 
 
+def test_dispatch_tables_hold_only_the_listeners_and_follow_every_change():
+    learn = quiet_learner(default_cbs=False)
+    assert all(methods == [] for table in (learn._train_cbs, learn._valid_cbs) for methods in table.values())
+    batch_only = recording('BatchOnly', ['after_batch'], [], run_valid=False)()
+    learn.add_cb(batch_only)
+    listeners = {e: [m.__self__ for m in ms] for e, ms in learn._train_cbs.items() if ms}
+    assert listeners == {'after_batch': [batch_only]} and learn._valid_cbs['after_batch'] == []
+    phases = recording('Phases', ['before_validate', 'after_batch'], [], run_valid=False)()
+    learn.add_cb(phases)
+    assert [m.__self__ for m in learn._valid_cbs['before_validate']] == [phases]    # not an inner-loop event
+    assert [m.__self__ for m in learn._train_cbs['after_batch']] == [batch_only, phases]
+    phases.order = -1                                                              # re-sorted at once
+    assert [m.__self__ for m in learn._train_cbs['after_batch']] == [phases, batch_only]
+    batch_only.run = False
+    assert [m.__self__ for m in learn._train_cbs['after_batch']] == [phases]
+    learn.remove_cb(phases)
+    assert learn._train_cbs['after_batch'] == [] and learn._valid_cbs['before_validate'] == []
+
+
 def test_a_callback_that_silences_itself_runs_again_next_fit():
     log = []
 

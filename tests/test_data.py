@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from tiny import blobs
-from trainlib import DataLoaders, default_device, sequential_loader
+from trainlib import DataLoaders, default_device, prediction_loader, sequential_loader
 
 
 def test_dataloaders_over_torch_loaders():
@@ -83,6 +83,19 @@ def test_a_shuffled_or_dropping_loader_is_remade_in_order_with_every_item():
 
 def test_a_custom_batch_sampler_cannot_be_put_in_order():
     dl = DataLoader(blobs(10), batch_sampler=BatchSampler(RandomSampler(range(10)), 3, drop_last=False))
-    with pytest.raises(ValueError, match='get_preds: the DataLoader uses a custom batch_sampler; pass dl= a loader '
-                                         'that yields the items in order'):
+    with pytest.raises(ValueError, match='sequential_loader: the DataLoader uses a custom batch_sampler, whose order '
+                                         'is its own; use prediction_loader'):
         sequential_loader(dl)
+
+
+def test_prediction_loader_freezes_a_custom_batch_sampler_and_gives_the_way_back():
+    data = blobs(10)
+    dl = DataLoader(data, batch_sampler=BatchSampler(RandomSampler(range(10)), 3, drop_last=False))
+    frozen, order = prediction_loader(dl)
+    first, second = torch.cat([b[0] for b in frozen]), torch.cat([b[0] for b in frozen])
+    assert torch.equal(first, second) and not torch.equal(first, data.tensors[0])   # one order, drawn once
+    assert torch.equal(first[order], data.tensors[0])
+    assert prediction_loader(dl, reorder=False) == (dl, None)
+    shuffled = DataLoader(data, batch_size=4, shuffle=True)
+    seq, order = prediction_loader(shuffled)
+    assert order is None and torch.equal(torch.cat([b[0] for b in seq]), data.tensors[0])

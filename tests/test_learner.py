@@ -12,9 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tiny import blobs_learner, quiet_learner, recording
-from trainlib import (SGD, Adam, CancelFitException, Callback, CallbackError, CastToTensor, DataLoaders, Learner,
-                      MSELossFlat, ProgressCallback, Recorder, TrainEvalCallback, before_batch_cb, load_learner, noop)
+from tiny import blobs_dls, blobs_learner, quiet_learner, recording
+from trainlib import (SGD, Adam, CancelFitException, Callback, CallbackError, CastToTensor, CrossEntropyLossFlat,
+                      DataLoaders, Learner, accuracy, error_rate,
+                      MSELossFlat, ProgressCallback, Recorder, TrainEvalCallback, before_batch_cb, find_bs, load_learner,
+                      noop)
 from trainlib.testing import RegModel, synth_dbunch
 
 
@@ -54,6 +56,47 @@ def test_bad_model_and_loss_errors():
         Learner(synth_dbunch(), lambda x: x, loss_func=MSELossFlat())
     with pytest.raises(TypeError, match="Learner: loss_func must be callable .* got 'mse'"):
         Learner(synth_dbunch(), RegModel(), loss_func='mse')
+
+
+class Unsized:
+    "A loader without a length: batches from a generator."
+    def __init__(self, batches): self.batches = batches
+    def __iter__(self): return iter(self.batches)
+
+
+def test_a_loader_without_a_length_is_named():
+    batch = (torch.randn(4, 1), torch.randn(4, 1))
+    learn = Learner(DataLoaders(Unsized([batch]), [batch], device='cpu'), RegModel(), loss_func=MSELossFlat())
+    with pytest.raises(TypeError, match=r'^the Learner needs loaders with a length: Unsized has no len\(\)$'):
+        learn.fit(1)
+
+
+def test_an_opt_func_that_returns_no_optimizer_is_named():
+    learn = Learner(synth_dbunch(), RegModel(), loss_func=MSELossFlat(), opt_func=lambda params, lr: list(params))
+    with pytest.raises(TypeError, match=r'opt_func must return an optimizer \(an OptimWrapper or a torch '
+                                        r'optimizer\), got list'):
+        learn.fit(1)
+
+
+def test_a_progress_callback_needs_a_recorder():
+    learn = Learner(synth_dbunch(), RegModel(), loss_func=MSELossFlat(), default_cbs=False,
+                    cbs=[TrainEvalCallback, ProgressCallback])
+    with pytest.raises(CallbackError, match=r'ProgressCallback needs a Recorder on the Learner \(learn.recorder\)') \
+            as e:
+        learn.fit(1)
+    assert e.value.__notes__ == ['Exception occurred in `ProgressCallback` when calling event `before_fit`']
+
+
+def test_a_callback_name_must_be_an_identifier():
+    class Oddly(Callback): name = 'not a name'
+    with pytest.raises(CallbackError, match="callback `Oddly`: its name 'not a name' is not a valid attribute name"):
+        quiet_learner().add_cb(Oddly())
+
+
+def test_a_batch_without_a_tensor_has_no_batch_size():
+    with pytest.raises(ValueError, match='no tensor found in the batch tuple to read the batch size from'):
+        find_bs((['cat', 'dog'],))                  # (strings are not searched letter by letter)
+    assert find_bs(('name', {'x': torch.zeros(3, 2)})) == 3
 
 
 # -------------------------------------------------------------------------- callback management
@@ -418,6 +461,38 @@ def test_get_preds_on_a_given_loader_in_its_data_order():
     with torch.no_grad(): torch.testing.assert_close(preds, F.softmax(learn.model(x), dim=-1))
 
 
+def test_get_preds_on_a_shuffled_dropping_training_loader_gives_every_item_in_dataset_order():
+    learn = Learner(blobs_dls(n_train=50), nn.Linear(2, 2), loss_func=CrossEntropyLossFlat())
+    assert learn.dls.train.drop_last and len(learn.dls.train) == 3              # 48 of the 50 items a pass
+    preds, targs = learn.get_preds(ds_idx=0)
+    x, y = learn.dls.train_ds.tensors
+    assert torch.equal(targs, y)
+    with torch.no_grad(): torch.testing.assert_close(preds, F.softmax(learn.model(x), dim=-1))
+    synth = quiet_learner(n_trn=3)                                              # fastai's own shuffling sampler
+    assert torch.equal(synth.get_preds(ds_idx=0)[1], synth.dls.train_ds.tensors[1])
+
+
+class LongestFirst(torch.utils.data.Sampler):
+    "Batches of 4 items, largest first coordinate first (as a sampler that sorts by length does)."
+    def __init__(self, x): self.idxs = x[:, 0].argsort(descending=True).tolist()
+    def __iter__(self): return iter([self.idxs[i:i + 4] for i in range(0, len(self.idxs), 4)])
+    def __len__(self): return (len(self.idxs) + 3) // 4
+
+
+def test_get_preds_reorder_puts_a_loader_with_its_own_batches_back_in_dataset_order():
+    learn = blobs_learner()
+    x, y = learn.dls.valid_ds.tensors
+    dl = DataLoader(TensorDataset(x, y), batch_sampler=LongestFirst(x))
+    inputs, preds, targs, losses = learn.get_preds(dl=dl, with_input=True, with_loss=True, act=noop)
+    with torch.no_grad(): logits = learn.model(x)
+    assert torch.equal(inputs, x) and torch.equal(targs, y)
+    torch.testing.assert_close(preds, logits)
+    torch.testing.assert_close(losses, F.cross_entropy(logits, y, reduction='none'))
+    first = x[:, 0].argsort(descending=True)
+    raw_inputs, _, raw_targs = learn.get_preds(dl=dl, with_input=True, reorder=False)
+    assert torch.equal(raw_inputs, x[first]) and torch.equal(raw_targs, y[first])     # the sampler's order
+
+
 def test_get_preds_with_everything():
     learn = blobs_learner()
     inputs, preds, targs, decoded, losses = learn.get_preds(with_input=True, with_decoded=True, with_loss=True)
@@ -447,6 +522,64 @@ def test_get_preds_inner_fires_only_the_validation_events():
     learn.get_preds(cbs=recording('Spy', events, log)())
     assert [e for e, _ in log] == events
     assert not hasattr(learn, 'spy')                # cbs= are there for that call only
+
+
+LOOP_STATE = ('dl', 'xb', 'yb', 'pred', 'loss', 'loss_grad', 'iter', 'n_iter', 'training', 'epoch', 'train_iter',
+              'pct_train', 'smooth_loss')
+
+
+class EvaluateDuringFit(Callback):
+    "Calls get_preds (inner or not) and validate in the middle of a training phase and at the end of each epoch."
+    def __init__(self): self.changed, self.preds, self.scores = [], [], []
+
+    def evaluate(self):
+        learn = self.learn
+        before = {k: getattr(learn, k) for k in LOOP_STATE}
+        modes = learn.model.training
+        self.preds.append(learn.get_preds(inner=True)[0])
+        learn.get_preds()                                   # inner=False: also an inner pass inside a fit
+        self.scores.append(learn.validate())
+        self.changed += [k for k in LOOP_STATE if getattr(learn, k) is not before[k]]
+        if learn.model.training != modes: self.changed.append('model.training')
+
+    def after_batch(self):
+        if self.learn.training and self.learn.iter == 1: self.evaluate()
+
+    def after_epoch(self): self.evaluate()
+
+
+def fitted_blobs(cbs=()):
+    torch.manual_seed(0)
+    learn = Learner(blobs_dls(n_train=50, shuffle_train=False), nn.Linear(2, 2), loss_func=CrossEntropyLossFlat(),
+                    lr=0.1, metrics=accuracy, cbs=list(cbs))
+    learn.logger = noop
+    learn.fit(2)
+    return learn
+
+
+def test_get_preds_and_validate_from_a_callback_leave_the_running_fit_alone():
+    spy = EvaluateDuringFit()
+    learn, twin = fitted_blobs([spy]), fitted_blobs()
+    assert spy.changed == []                            # dl, xb, training, model.train() ... all as they were
+    assert learn.recorder.values == twin.recorder.values and learn.recorder.losses == twin.recorder.losses
+    assert learn.recorder.iters == twin.recorder.iters and torch.equal(learn.model.weight, twin.model.weight)
+    assert learn.recorder.metric_names == ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time']
+    x, y = learn.dls.valid_ds.tensors
+    with torch.no_grad(): torch.testing.assert_close(spy.preds[-1], F.softmax(learn.model(x), -1))
+    assert spy.scores[-1] == pytest.approx(learn.recorder.values[-1][1:], abs=1e-6)   # after the epoch: same model
+    assert len(spy.preds) == len(spy.scores) == 4 and not hasattr(learn, 'gather_preds')
+
+
+def test_a_pass_inside_a_phase_keeps_that_phases_progress_bar(monkeypatch):
+    import io, sys
+    class Terminal(io.StringIO):
+        def isatty(self): return True
+    monkeypatch.setattr(sys, 'stdout', Terminal())
+    monkeypatch.setattr(ProgressCallback, 'refresh_every', 0.)
+    learn = fitted_blobs([EvaluateDuringFit()])
+    out = sys.stdout.getvalue()
+    assert out.count('[0/4 ') == 2 and out.count('[4/4 ') == 2        # one bar per training phase, run to the end
+    assert learn.progress.pbar is None and learn.progress._nested == 0
 
 
 def test_get_preds_streams_to_folders():
@@ -500,6 +633,39 @@ def test_export_and_load_learner_round_trip():
     assert [type(cb) for cb in loaded.cbs] == [type(cb) for cb in learn.cbs] and loaded.recorder.learn is loaded
     got = loaded.predict(item)
     assert got[0] == expected[0] and torch.equal(got[2], expected[2])
+
+
+def test_export_with_the_default_callbacks_and_metrics(capsys):
+    learn = blobs_learner(metrics=[accuracy, error_rate])
+    learn.fit(2)
+    item, x, y = torch.tensor([1., -1.]), *learn.dls.valid_ds.tensors
+    expected, scores = learn.predict(item), learn.validate()
+    loaded = load_learner(learn.export('model.pkl'))
+    assert [type(cb) for cb in loaded.cbs] == [TrainEvalCallback, Recorder, CastToTensor, ProgressCallback]
+    assert loaded.opt is None and len(loaded.dls) == 0 and loaded.dls.vocab == ['neg', 'pos']
+    with pytest.raises(IndexError, match=r'DataLoaders has 0 loader\(s\): there is no dls\[0\]'): loaded.dls.train
+    assert [m.name for m in loaded.metrics] == ['accuracy', 'error_rate']
+    for attr in Recorder._stateattrs: assert attr not in vars(loaded.recorder)          # dropped, as in fastai
+    assert loaded.progress.mbar is None and loaded.progress.pbar is None
+    assert loaded.logger is print and loaded.progress.learn is loaded
+    got = loaded.predict(item)
+    assert got[0] == expected[0] and torch.equal(got[2], expected[2])
+    other = DataLoaders(DataLoader(TensorDataset(x, y), batch_size=8), DataLoader(TensorDataset(x, y), batch_size=8))
+    assert loaded.validate(dl=other.valid) == pytest.approx(scores, abs=1e-6)
+    capsys.readouterr()
+    loaded.dls = other
+    loaded.fit(1)                                       # new data: it trains and prints its table again
+    assert capsys.readouterr().out.startswith('epoch     train_loss  valid_loss  accuracy  error_rate  time')
+
+
+def test_export_names_the_part_that_cannot_be_pickled():
+    learn = blobs_learner(metrics=[accuracy, lambda p, t: (p.argmax(1) == t).float().mean()])
+    learn.create_opt()
+    dls, opt = learn.dls, learn.opt
+    with pytest.raises((pickle.PicklingError, AttributeError)) as e:      # (which one depends on the Python)
+        learn.export()
+    assert 'Learner.export: learn.metrics[1] (AvgMetric) cannot be pickled' in ''.join(e.value.__notes__)
+    assert list(Path('.').iterdir()) == [] and learn.dls is dls and learn.opt is opt     # nothing written, restored
 
 
 def test_save_and_load_weights_and_optimizer_state():

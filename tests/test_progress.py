@@ -1,6 +1,9 @@
-"ProgressCallback: the epoch table in fastai's format, bars only on a terminal, switches, logger restored."
+"""ProgressCallback: the epoch table in fastai's format, bars only on a terminal or in a notebook (where the
+table is HTML), switches, logger restored."""
 import io
+import re
 import sys
+import types
 
 import pytest
 
@@ -61,12 +64,81 @@ def test_format_row():
     assert format_row(['0', '1.500000', '00:01'], widths)[0] == '0         1.500000    00:01     '
 
 
-def test_bars_are_drawn_on_a_terminal(restore_progress_switch):
+def screen(out):
+    "The lines a terminal shows for ``out``: ``\\r`` goes back to the start of the line, text overwrites."
+    lines = []
+    for raw in out.split('\n'):
+        cells, col = [], 0
+        for ch in raw:
+            if ch == '\r': col = 0; continue
+            cells[col:col + 1] = [ch]
+            col += 1
+        lines.append(''.join(cells).rstrip())
+    return lines
+
+
+def test_on_a_terminal_bars_are_redrawn_in_place_and_the_table_lines_stay_whole(restore_progress_switch,
+                                                                               monkeypatch):
     set_progress(True)
+    monkeypatch.setattr(ProgressCallback, 'refresh_every', 0.)      # refresh the bar at every batch
+    learn = blobs_learner(metrics=accuracy)
+    out = output_of(lambda: learn.fit(2), FakeTerminal())
+    assert '\rEpoch 1/2 : |' in out and '\rEpoch 2/2 : |' in out and '100.00% [3/3' in out
+    header = 'epoch     train_loss  valid_loss  accuracy  time    '
+    rows = [expected_row(i, row, [8, 10, 10, 8, 8]) for i, row in enumerate(learn.recorder.values)]
+    assert screen(out) == [header.rstrip()] + [r.rstrip() for r in rows] + ['']
+    for row in rows: assert f'\r{row}\n' in out          # each row is written whole, after its bar is wiped
+    comments = re.findall(r'\[3/3 [0-9:<]+\.\.\. (\d\.\d{4})\]', out)   # full training bars: smoothed loss
+    assert comments == [f'{learn.recorder.losses[i]:.4f}' for i in (2, 5)]
+
+
+def test_the_bar_comment_is_read_from_the_device_only_at_a_refresh(restore_progress_switch, monkeypatch):
+    set_progress(True)
+    monkeypatch.setattr(ProgressCallback, 'refresh_every', 1e9)      # no refresh during this fit
     learn = blobs_learner()
     out = output_of(lambda: learn.fit(1), FakeTerminal())
-    assert '\r' in out and 'Epoch 1/1' in out
-    assert 'epoch     train_loss  valid_loss  time    \n' in out
+    assert '[0/3 00:00<?]' in out and '[1/3' not in out and '...' not in out
+    row = expected_row(0, learn.recorder.values[0], [8, 10, 10, 8])
+    assert screen(out) == ['epoch     train_loss  valid_loss  time', row.rstrip(), '']
+
+
+class ZMQInteractiveShell:
+    "What ``get_ipython()`` returns in a Jupyter kernel."
+
+
+@pytest.fixture
+def notebook(monkeypatch):
+    "A stand-in for a Jupyter kernel: ``IPython.display.display`` records what each output area shows."
+    shown = []
+
+    class Output:
+        def __init__(self, obj): self.content = obj; shown.append(self)
+        def update(self, obj): self.content = obj
+
+    ipython = types.ModuleType('IPython')
+    ipython.get_ipython = ZMQInteractiveShell
+    display = types.ModuleType('IPython.display')
+    display.display = lambda obj, display_id=False: Output(obj)
+    display.HTML = lambda text: text
+    ipython.display = display
+    monkeypatch.setitem(sys.modules, 'IPython', ipython)
+    monkeypatch.setitem(sys.modules, 'IPython.display', display)
+    return shown
+
+
+def test_in_a_notebook_the_epoch_table_is_an_html_table(notebook, capsys, restore_progress_switch):
+    from fasthtml.common import to_xml
+    set_progress(True)
+    learn = blobs_learner(metrics=accuracy)
+    learn.fit(2)
+    assert capsys.readouterr().out == ''
+    bars = [o for o in notebook if not isinstance(o.content, str)]        # (the first output is fastprogress' CSS)
+    assert len(bars) == 1                                                  # one output area, updated in place
+    html = to_xml(bars[0].content)
+    assert html.count('<table class="fastprogress">') == 1 and '<progress' not in html    # bars gone, table kept
+    assert re.findall(r'<th>(.*?)</th>', html) == ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time']
+    cells = [[str(i)] + [f'{v:.6f}' for v in row] + ['00:00'] for i, row in enumerate(learn.recorder.values)]
+    assert re.findall(r'<td>(.*?)</td>', html) == [c for row in cells for c in row]
 
 
 def test_set_progress_false_turns_the_bars_off_everywhere(restore_progress_switch):

@@ -13,12 +13,25 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSample
 
 from .utils import default_device, to_device
 
-__all__ = ['DataLoaders', 'sequential_loader', 'loader_dataset']
+__all__ = ['DataLoaders', 'sequential_loader', 'prediction_loader', 'loader_dataset']
 
 
 def loader_dataset(dl: Any) -> Any:
     "The dataset behind a loader (``dl.dataset``), or None."
     return getattr(dl, 'dataset', None)
+
+
+def _own_batches(dl: Any) -> bool:
+    "Does ``dl`` draw its batches from a batch_sampler of the user's (not a plain in-order one)?"
+    if not isinstance(dl, DataLoader) or dl.batch_sampler is None or dl.batch_size is not None: return False
+    bs = dl.batch_sampler
+    return not (isinstance(bs, BatchSampler) and isinstance(bs.sampler, SequentialSampler) and not bs.drop_last)
+
+
+def _like(dl: DataLoader, **how: Any) -> DataLoader:
+    "A DataLoader over ``dl``'s dataset with its collate function and workers, batched as ``how`` says."
+    return DataLoader(dl.dataset, collate_fn=dl.collate_fn, num_workers=dl.num_workers, pin_memory=dl.pin_memory,
+                      worker_init_fn=dl.worker_init_fn, **how)
 
 
 def sequential_loader(dl: Any) -> Any:
@@ -27,15 +40,22 @@ def sequential_loader(dl: Any) -> Any:
     Returns ``dl`` itself when it already is one; a torch DataLoader is rebuilt with its batch size,
     collate function and workers; any other loader is used as it is."""
     if not isinstance(dl, DataLoader) or dl.batch_sampler is None: return dl   # (the dataset yields batches)
-    if dl.batch_size is None:                   # a batch_sampler of the user's: its order is its own
-        bs = dl.batch_sampler
-        if isinstance(bs, BatchSampler) and isinstance(bs.sampler, SequentialSampler) and not bs.drop_last: return dl
-        raise ValueError('get_preds: the DataLoader uses a custom batch_sampler; pass dl= a loader that '
-                         'yields the items in order')
-    if isinstance(dl.sampler, SequentialSampler) and not dl.drop_last: return dl
-    return DataLoader(dl.dataset, batch_size=dl.batch_size, shuffle=False, drop_last=False,
-                      collate_fn=dl.collate_fn, num_workers=dl.num_workers, pin_memory=dl.pin_memory,
-                      worker_init_fn=dl.worker_init_fn)
+    if _own_batches(dl):
+        raise ValueError('sequential_loader: the DataLoader uses a custom batch_sampler, whose order is its own; '
+                         'use prediction_loader (what get_preds runs) to put its results back in order')
+    if dl.batch_size is None or (isinstance(dl.sampler, SequentialSampler) and not dl.drop_last): return dl
+    return _like(dl, batch_size=dl.batch_size, shuffle=False, drop_last=False)
+
+
+def prediction_loader(dl: Any, reorder: bool = True) -> tuple[Any, torch.Tensor | None]:
+    """The loader ``get_preds`` runs for ``dl``, and the permutation that puts its results in dataset order
+    (None when they already are). A shuffling or dropping loader is remade in order. A loader with a
+    batch_sampler of its own (say, batches sorted by length) keeps its batches: with ``reorder`` they are
+    drawn once and the permutation is returned; without, the results come in the sampler's order."""
+    if not _own_batches(dl): return sequential_loader(dl), None
+    if not reorder: return dl, None
+    batches = [list(b) for b in dl.batch_sampler]
+    return _like(dl, batch_sampler=batches), torch.tensor([i for b in batches for i in b]).argsort()
 
 
 class DataLoaders:
@@ -63,7 +83,7 @@ class DataLoaders:
     @property
     def train(self) -> Any:
         "The training loader."
-        return self.loaders[0]
+        return self[0]
 
     @property
     def valid(self) -> Any:
@@ -82,7 +102,7 @@ class DataLoaders:
 
     def one_batch(self, i: int = 0) -> Any:
         "The first batch of loader ``i``, on ``device``."
-        return to_device(next(iter(self.loaders[i])), self.device)
+        return to_device(next(iter(self[i])), self.device)
 
     def cpu(self) -> 'DataLoaders':
         "Send batches to the CPU from now on."

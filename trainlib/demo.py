@@ -19,6 +19,8 @@ from torch.utils.data import TensorDataset
 
 from trainlib import CrossEntropyLossFlat, DataLoaders, Learner, accuracy
 
+__all__ = ['digits_3_vs_7', 'simple_cnn', 'main']
+
 
 def digits_3_vs_7(valid_pct: float = 0.2, seed: int = 42) -> tuple[TensorDataset, TensorDataset]:
     "scikit-learn's 8x8 digits, 3s (label 0) and 7s (label 1), split into train and valid."

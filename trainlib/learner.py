@@ -6,6 +6,7 @@ the events and their order are documented in :mod:`trainlib.events`. ``fit``, ``
 """
 from __future__ import annotations
 
+import pickle
 import threading
 import warnings
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -19,7 +20,7 @@ from .callback import Callback, CallbackError, build_dispatch, event_method, sor
 from .callbacks.core import CastToTensor, SkipToEpoch, TrainEvalCallback
 from .callbacks.fp16 import MixedPrecision
 from .callbacks.preds import GatherPredsCallback
-from .data import sequential_loader
+from .data import prediction_loader
 from . import lr_finder as _lr_finder, schedule as _schedule
 from .events import (EVENTS, CancelBackwardException, CancelBatchException, CancelEpochException, CancelException,
                      CancelFitException, CancelStepException, CancelTrainException, CancelValidException)
@@ -27,7 +28,7 @@ from .metrics import mk_metric
 from .optim import Adam, OptimWrapper
 from .persistence import atomic_save, load_model, save_model
 from .progress import ProgressCallback
-from .recorder import Recorder
+from .recorder import Recorder, ValidationMeter
 from .utils import (add_note, defaults, detuplify, listify, noop, norm_bias_params, replacing_yield, to_detach,
                     to_device, trainable_params)
 
@@ -40,6 +41,7 @@ callback_adapters: list[Callable[[Any], Callback | None]] = []
 a Callback for it or None. ``trainlib.v1`` registers the one that wraps fastai-1 callbacks."""
 
 _EVENT_SET = frozenset(EVENTS)
+_LOOP_STATE = ('dl', 'xb', 'yb', 'pred', 'loss', 'loss_grad', 'iter', 'n_iter', 'training')
 _LEVELS = {name: (f'before_{name}', f'after_cancel_{name}', f'after_{name}')
            for name in ('fit', 'epoch', 'train', 'validate', 'batch', 'backward', 'step')}
 
@@ -89,6 +91,7 @@ class Learner:
         self.dl, self.xb, self.yb, self.pred, self.loss, self.loss_grad = None, (None,), (None,), None, None, None
         self.smooth_loss = self.final_record = None
         self._batch_device = None
+        self._running = 0           # > 0 while a fit (or a validate/get_preds with fit events) is running
         self.cbs: list = []
         self._dispatch_gen = 0
         self._train_cbs, self._valid_cbs = build_dispatch([])
@@ -306,6 +309,11 @@ class Learner:
             self._run_fit()
 
     def _run_fit(self) -> None:
+        self._running += 1
+        try: self._fit_with_events()
+        finally: self._running -= 1
+
+    def _fit_with_events(self) -> None:
         before_fit, after_cancel_fit, _ = _LEVELS['fit']
         try:
             try:
@@ -489,7 +497,11 @@ class Learner:
             with replacing_yield(self, 'loss_func', partial(self.loss_func, reduction='none')): yield
 
     def __enter__(self) -> 'Learner':
-        self._fire('before_fit'); self._fire('before_epoch')
+        self._running += 1
+        try: self._fire('before_fit'); self._fire('before_epoch')
+        except BaseException:
+            self._running -= 1
+            raise
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -497,7 +509,24 @@ class Learner:
         try:
             self._fire_all('after_epoch')
             self._fire_all('after_fit')
-        finally: self.exception = None
+        finally:
+            self.exception = None
+            self._running -= 1
+
+    @contextmanager
+    def _nested_pass(self) -> Iterator[None]:
+        """Around an evaluation run from a callback while a fit runs: the fit's loop state (``dl``, ``xb``,
+        ``training`` ...) and the model's train/eval modes come back afterwards, and the callbacks that keep
+        the fit's record (``remove_on_fetch``: Recorder, trackers) sit the pass out."""
+        state = {k: self.__dict__.get(k) for k in _LOOP_STATE}
+        modes = [(m, m.training) for m in self.model.modules()]
+        resting = [cb for cb in self.cbs if cb.remove_on_fetch and cb.run]
+        for cb in resting: cb.run = False
+        try: yield
+        finally:
+            for cb in resting: cb.run = True
+            self.__dict__.update(state)
+            for m, mode in modes: m.training = mode
 
     @contextmanager
     def validation_context(self, cbs: Any = None, inner: bool = False) -> Iterator[None]:
@@ -511,8 +540,14 @@ class Learner:
             yield
 
     def validate(self, ds_idx: int = 1, dl: Any = None, cbs: Any = None) -> list | None:
-        "Evaluate on ``dls[ds_idx]`` (or ``dl``); returns ``[valid_loss, *metrics]``."
+        """Evaluate on ``dls[ds_idx]`` (or ``dl``); returns ``[valid_loss, *metrics]``. Called from a callback
+        during a fit, it runs only the validation events and leaves the fit's state and record alone."""
         if dl is None: dl = self.dls[ds_idx]
+        if self._running:
+            meter = ValidationMeter()
+            with self._nested_pass(), self.validation_context(cbs=[meter] + listify(cbs), inner=True):
+                self._do_epoch_validate(ds_idx, dl)
+            return meter.values
         with self.validation_context(cbs=cbs): self._do_epoch_validate(ds_idx, dl)
         return self.final_record
 
@@ -521,17 +556,22 @@ class Learner:
                   cbs: Any = None, save_preds: Any = None, save_targs: Any = None, with_preds: bool = True,
                   with_targs: bool = True, concat_dim: int = 0) -> tuple:
         """Predictions on ``dls[ds_idx]`` (or ``dl``), in the order of the data:
-        ``(inputs?, preds, targets, decoded?, losses?)``. ``save_preds``/``save_targs`` stream to a folder."""
+        ``(inputs?, preds, targets, decoded?, losses?)``. ``save_preds``/``save_targs`` stream to a folder.
+        A loader with a batch_sampler of its own keeps its batches; ``reorder`` puts the results back in
+        dataset order (files saved to folders keep the batch order). Called from a callback during a fit,
+        it is always an ``inner`` pass that leaves the fit's state alone."""
         if dl is None: dl = self.dls[ds_idx]
-        dl = sequential_loader(dl)
+        dl, order = prediction_loader(dl, reorder)
         gather = GatherPredsCallback(with_input=with_input, with_loss=with_loss, save_preds=save_preds,
                                      save_targs=save_targs, with_preds=with_preds, with_targs=with_targs,
                                      concat_dim=concat_dim)
         with ExitStack() as stack:
-            stack.enter_context(self.validation_context(cbs=[gather] + listify(cbs), inner=inner))
+            nested = self._running > 0
+            if nested: stack.enter_context(self._nested_pass())
+            stack.enter_context(self.validation_context(cbs=[gather] + listify(cbs), inner=inner or nested))
             if with_loss: stack.enter_context(self.loss_not_reduced())
             self._do_epoch_validate(dl=dl)
-            inputs, preds, targs, losses = gather.all_tensors()
+            inputs, preds, targs, losses = gather.all_tensors(order)
             if act is None: act = getattr(self.loss_func, 'activation', noop)
             if preds is not None: preds = act(preds)
             res = ([inputs] if with_input else []) + [preds, targs]
@@ -590,17 +630,33 @@ class Learner:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
                 atomic_save(self, target, pickle_protocol=pickle_protocol)
+        except (pickle.PicklingError, AttributeError, TypeError) as e:
+            culprit = self._unpicklable_part(pickle_protocol)
+            if culprit is not None:
+                add_note(e, f'Learner.export: {culprit} cannot be pickled; a lambda or a local function cannot: '
+                            f'define it with `def` at module level, or remove it before exporting')
+            raise
         finally: self.dls, self.opt = old_dls, old_opt
         return target
 
+    def _unpicklable_part(self, protocol: int) -> str | None:
+        "The first part of the exported state that pickle refuses, as ``learn.metrics[0] (AvgMetric)``, or None."
+        for key, value in self.__getstate__().items():
+            for i, part in (enumerate(value) if isinstance(value, list) else [(None, value)]):
+                try: pickle.dumps(part, protocol=protocol)
+                except Exception:
+                    where = f'learn.{key.lstrip("_")}' + ('' if i is None else f'[{i}]')
+                    return f'{where} ({type(part).__name__})'
+        return None
+
     def __getstate__(self) -> dict:
-        state = {k: v for k, v in self.__dict__.items() if k not in ('lock', '_train_cbs', '_valid_cbs', 'exception')}
-        return state
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ('lock', '_train_cbs', '_valid_cbs', 'exception', '_running')}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.lock = threading.RLock()
-        self.exception = None
+        self.exception, self._running = None, 0
         for cb in self.cbs: object.__setattr__(cb, 'learn', self)
         self._callbacks_changed()
 

@@ -45,6 +45,12 @@ def _interactive() -> bool:
     return in_notebook() or bool(isatty and isatty())
 
 
+def _bar_classes(notebook: bool) -> tuple[type, type]:
+    "fastprogress's (master bar, progress bar) classes: HTML widgets in a notebook, ``\\r`` lines in a terminal."
+    from fastprogress import fastprogress as fp
+    return (fp.NBMasterBar, fp.NBProgressBar) if notebook else (fp.ConsoleMasterBar, fp.ConsoleProgressBar)
+
+
 def format_row(cells: list[str], widths: list[int] | None) -> tuple[str, list[int]]:
     """One line of the epoch table. The first call (``widths=None``) formats the header: names padded
     to 8 characters, joined by two spaces; later rows pad each cell to its column's width + 2."""
@@ -59,46 +65,54 @@ def _cell(v: Any) -> str:
 
 
 class ProgressCallback(Callback):
-    "Show a bar per phase with the smoothed loss, and print the Recorder's rows as a table."
+    """Show a bar per phase with the smoothed loss, and print the Recorder's rows as a table
+    (an HTML table in a notebook)."""
     order = 60
     _stateattrs = ('mbar', 'pbar')
     refresh_every = 0.2
     mbar = pbar = None          # no bars outside a fit (e.g. learn.one_batch) or after unpickling
+    _bars = _html = False
+    old_logger = None           # the logger to give back after the fit (None: the table was not printed)
+    _nested = 0                 # passes run inside a phase that has a bar (get_preds(inner=True) from a callback)
 
     def before_fit(self) -> None:
+        "Check for a Recorder, open the master bar (where bars render) and print the table header."
         learn = self.learn
         if getattr(learn, 'recorder', None) is None:
             raise CallbackError('ProgressCallback needs a Recorder on the Learner (learn.recorder) to print its rows')
         self.mbar = self.pbar = None
-        self._widths = None
+        self._widths, self._nested = None, 0
         self._bars = defaults.show_progress and learn.create_mbar and _interactive()
+        self._html = self._bars and in_notebook()
         if self._bars:
-            from fastprogress.fastprogress import master_bar
-            self.mbar = master_bar(list(range(learn.n_epoch)))
-            self.mbar.on_iter_begin()
+            master_bar, self._progress_bar = _bar_classes(self._html)
+            self.mbar = master_bar(list(range(learn.n_epoch)))     # shown from its first update
         if learn.logger is not noop:
             self.old_logger, learn.logger = learn.logger, self._write_stats
             self._write_stats(learn.recorder.metric_names)
         else: self.old_logger = None
 
     def before_epoch(self) -> None:
+        "Move the master bar to this epoch."
         if self.mbar is not None: self.mbar.update(self.learn.epoch)
 
-    def before_train(self) -> None: self._launch_pbar()
-    def before_validate(self) -> None: self._launch_pbar()
-
     def _launch_pbar(self) -> None:
-        self.pbar = None
+        "Open the bar of the phase that starts (training or validation)."
+        if self.pbar is not None:       # a pass inside a running phase: it keeps that phase's bar
+            self._nested += 1
+            return
         if not self._bars: return
-        from fastprogress.fastprogress import progress_bar
         try: total = len(self.learn.dl)
         except TypeError: total = None
-        self.pbar = progress_bar(range(total or 0), parent=self.mbar, leave=False, total=total)
+        self.pbar = self._progress_bar(range(total or 0), parent=self.mbar, leave=False, total=total)
         self.pbar.update(0)
         self._next = time.perf_counter() + self.refresh_every
 
+    before_train = before_validate = _launch_pbar
+
     def after_batch(self) -> None:
-        if self.pbar is None: return
+        "At most every ``refresh_every`` seconds: move the bar and show the smoothed loss (the only host read)."
+        if self.pbar is None or self._nested: return
         now = time.perf_counter()
         if now < self._next: return
         self._next = now + self.refresh_every
@@ -106,15 +120,19 @@ class ProgressCallback(Callback):
         if smooth is not None: self.pbar.comment = f'{float(smooth):.4f}'
         self.pbar.update(self.learn.iter + 1)
 
-    def after_train(self) -> None: self._close_pbar()
-    def after_validate(self) -> None: self._close_pbar()
-
     def _close_pbar(self) -> None:
-        if self.pbar is not None:
+        "Close the bar of the phase that ends."
+        if self._nested:
+            self._nested -= 1
+        elif self.pbar is not None:
             self.pbar.on_iter_end()
             self.pbar = None
 
+    after_train = after_validate = _close_pbar
+
     def after_fit(self) -> None:
+        "Close the bars and give the Learner its logger back (also after a failed fit)."
+        self._nested = 0
         self._close_pbar()
         if self.mbar is not None:
             self.mbar.on_iter_end()
@@ -124,6 +142,8 @@ class ProgressCallback(Callback):
             self.old_logger = None
 
     def _write_stats(self, log: list) -> None:
-        line, self._widths = format_row([_cell(v) for v in log], self._widths)
+        cells = [_cell(v) for v in log]
+        if self._html: return self.mbar.write(cells, table=True)     # NBMasterBar renders an HTML table
+        line, self._widths = format_row(cells, self._widths)
         if self.mbar is not None: self.mbar.write(line)
         else: print(line, flush=True)

@@ -5,6 +5,7 @@ once per epoch, when the row is logged.
 """
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from dataclasses_json import dataclass_json
 from .callback import Callback
 from .metrics import AvgLoss, AvgSmoothLoss
 
-__all__ = ['Recorder', 'History', 'format_time']
+__all__ = ['Recorder', 'History', 'ValidationMeter', 'format_time']
 
 
 def format_time(t: float) -> str:
@@ -78,19 +79,23 @@ class Recorder(Callback):
         self._train_now, self._valid_now = self._train_mets, self._valid_mets
 
     def before_epoch(self) -> None:
+        "Start the row and the epoch's timer."
         self.cancel_train = self.cancel_valid = False
         self.start_epoch = time.time()
         self.log = [self.learn.epoch]
 
     def before_train(self) -> None:
+        "Reset the training metrics (the smoothed loss runs on across epochs)."
         self._train_now = self._train_mets
         for m in self._train_now[1:]: m.reset()
 
     def before_validate(self) -> None:
+        "Reset the validation loss and metrics."
         self._valid_now = self._valid_mets
         for m in self._valid_now: m.reset()
 
     def after_batch(self) -> None:
+        "Accumulate the phase's metrics on the device; in training, record lr and smoothed loss."
         learn = self.learn
         if len(learn.yb) == 0: return
         mets = (self._train_now if learn.training else self._valid_now) if self._train_now is not None \
@@ -102,16 +107,24 @@ class Recorder(Callback):
         self.losses.append(smooth)
         learn.smooth_loss = smooth
 
-    def after_cancel_train(self) -> None: self.cancel_train = True
-    def after_cancel_validate(self) -> None: self.cancel_valid = True
+    def after_cancel_train(self) -> None:
+        "A cancelled training phase adds no columns to the row."
+        self.cancel_train = True
+
+    def after_cancel_validate(self) -> None:
+        "A cancelled validation adds no columns to the row."
+        self.cancel_valid = True
 
     def after_train(self) -> None:
+        "Add the training columns to the row (read from the device here)."
         self.log += [_to_float(m.value) for m in self._train_mets]
 
     def after_validate(self) -> None:
+        "Add the validation columns to the row (read from the device here)."
         self.log += [_to_float(m.value) for m in self._valid_mets]
 
     def after_epoch(self) -> None:
+        "Store the row in ``values``/``final_record`` and hand it, with the time, to the logger."
         learn = self.learn
         learn.final_record = self.log[1:].copy()
         self.values.append(learn.final_record)
@@ -198,3 +211,24 @@ class Recorder(Callback):
             for (x, y), name, color in zip(suggestions, names, colors): ax.plot(x, y, 'o', label=name, c=color)
             ax.legend(loc='best')
         return fig if return_fig else None
+
+
+class ValidationMeter(Callback):
+    """Measure one validation pass on its own: the mean loss and copies of ``learn.metrics``, so the
+    Recorder's record is left alone (what ``learn.validate()`` runs from a callback during a fit)."""
+    order = 50
+
+    def before_validate(self) -> None:
+        "Start from fresh copies of the loss and the metrics."
+        self.mets = [AvgLoss()] + [copy.copy(m) for m in self.learn.metrics]
+        for m in self.mets: m.reset()
+
+    def after_batch(self) -> None:
+        "Accumulate the batch (on the device, as the Recorder does)."
+        if len(self.learn.yb) == 0: return
+        for m in self.mets: m.accumulate(self.learn)
+
+    @property
+    def values(self) -> list:
+        "``[valid_loss, *metrics]`` as plain numbers."
+        return [_to_float(m.value) for m in self.mets]

@@ -84,13 +84,17 @@ def to_cpu(b: Any) -> Any:
 
 
 def find_bs(b: Any) -> int:
-    "The batch size: the first dimension of the first tensor found in ``b``."
+    "The batch size: the first dimension of the first tensor found in ``b`` (nested tuples, lists, dicts)."
+    bs = _first_bs(b)
+    if bs is None: raise ValueError(f'no tensor found in the batch {type(b).__name__} to read the batch size from')
+    return bs
+
+
+def _first_bs(b: Any) -> int | None:
     if isinstance(b, torch.Tensor): return b.shape[0] if b.dim() else 1
     if isinstance(b, dict): b = list(b.values())
-    for o in b:
-        try: return find_bs(o)
-        except (TypeError, ValueError): continue
-    raise ValueError(f'no tensor found in the batch {type(b).__name__} to read the batch size from')
+    if not isinstance(b, (list, tuple)): return None
+    return next((bs for bs in map(_first_bs, b) if bs is not None), None)
 
 
 _camel_re1 = re.compile('(.)([A-Z][a-z]+)')
@@ -127,11 +131,20 @@ class replacing_yield:
     def __exit__(self, *exc: Any) -> bool:
         self._gen.close()
         return False
+
     def __iter__(self) -> Iterator[None]: return self
     def __next__(self) -> None: return next(self._gen)
-    def send(self, v: Any) -> Any: return self._gen.send(v)
-    def throw(self, *args: Any) -> Any: return self._gen.throw(*args)
-    def close(self) -> None: self._gen.close()
+    def send(self, v: Any) -> Any:
+        "Generator protocol: send ``v``."
+        return self._gen.send(v)
+
+    def throw(self, *args: Any) -> Any:
+        "Generator protocol: throw into it."
+        return self._gen.throw(*args)
+
+    def close(self) -> None:
+        "Generator protocol: close."
+        self._gen.close()
 
 
 def tensor(x: Any, *rest, **kwargs) -> torch.Tensor:

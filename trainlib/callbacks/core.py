@@ -16,9 +16,12 @@ class TrainEvalCallback(Callback):
     order = -10
     run_valid = False
 
-    def after_create(self) -> None: self.learn.n_epoch = 1
+    def after_create(self) -> None:
+        "Start with ``n_epoch = 1``."
+        self.learn.n_epoch = 1
 
     def before_fit(self) -> None:
+        "Reset the counters, move the model (and loss) to the data's device, reset a stateful model."
         learn = self.learn
         learn.epoch, learn.loss = 0, torch.tensor(0.)
         learn.train_iter, learn.pct_train = 0, 0.
@@ -30,17 +33,20 @@ class TrainEvalCallback(Callback):
         if hasattr(learn.model, 'reset'): learn.model.reset()
 
     def after_batch(self) -> None:
+        "Count the training batch: ``train_iter`` and ``pct_train``."
         learn = self.learn
         if learn.n_iter: learn.pct_train += 1. / (learn.n_iter * learn.n_epoch)   # 0 for one_batch outside a fit
         learn.train_iter += 1
 
     def before_train(self) -> None:
+        "Put the model in training mode and set ``training``, ``pct_train``."
         learn = self.learn
         learn.pct_train = learn.epoch / learn.n_epoch
         learn.model.train()
         learn.training = True
 
     def before_validate(self) -> None:
+        "Put the model in eval mode and clear ``training``."
         self.learn.model.eval()
         self.learn.training = False
 
@@ -56,6 +62,7 @@ class CastToTensor(Callback):
     order = 9
 
     def before_batch(self) -> None:
+        "Replace tensor subclasses in ``xb``/``yb`` by plain tensors."
         learn = self.learn
         if any(type(t) is not torch.Tensor for t in learn.xb) or any(type(t) is not torch.Tensor for t in learn.yb):
             learn.xb = type(learn.xb)(_plain(t) for t in learn.xb)
@@ -69,6 +76,7 @@ class SkipToEpoch(Callback):
     def __init__(self, epoch: int) -> None: self._skip_to = epoch
 
     def before_epoch(self) -> None:
+        "Cancel the epochs before the one to start from."
         if self.learn.epoch < self._skip_to: raise CancelEpochException
 
 

@@ -18,8 +18,11 @@ class CollectDataCallback(Callback):
         self.cpu = cpu
         self.data: list = []
 
-    def before_fit(self) -> None: self.data = []
+    def before_fit(self) -> None:
+        "Start an empty collection."
+        self.data = []
 
     def after_batch(self) -> None:
+        "Keep the batch's ``(xb, yb, pred, loss)``, detached."
         learn = self.learn
         self.data.append(to_detach((learn.xb, learn.yb, learn.pred, learn.loss), cpu=self.cpu))

@@ -99,21 +99,24 @@ class MixedPrecision(Callback):
         self.scales, self._probe = [], _StepProbe(learn)
 
     def before_batch(self) -> None:
+        "Enter autocast for the forward pass."
         self.autocast.__enter__()
         self._autocasting = True
 
-    def after_pred(self) -> None: self.learn.pred = _to_float(self.learn.pred)
-    def after_loss(self) -> None: self._leave_autocast()
-    def after_cancel_batch(self) -> None: self._leave_autocast()
-    def after_train(self) -> None: self._leave_autocast()
-    def after_validate(self) -> None: self._leave_autocast()
+    def after_pred(self) -> None:
+        "Cast the predictions back to float32 for the loss and metrics."
+        self.learn.pred = _to_float(self.learn.pred)
 
     def _leave_autocast(self) -> None:
+        "Leave autocast: once the loss is computed, or when a batch or a phase ended inside the forward pass."
         if self._autocasting:
             self._autocasting = False
             self.autocast.__exit__(None, None, None)
 
+    after_loss = after_cancel_batch = after_train = after_validate = _leave_autocast
+
     def before_backward(self) -> None:
+        "Scale the loss that backward uses (float16 only)."
         scaler = self.learn.scaler
         if scaler is not None: self.learn.loss_grad = scaler.scale(self.learn.loss_grad)
 
@@ -128,9 +131,11 @@ class MixedPrecision(Callback):
         self.scales.append(scaler._get_scale_async().detach().clone())
 
     def after_step(self) -> None:
+        "Let the gradient scaler adjust its scale."
         if self.learn.scaler is not None: self.learn.scaler.update()
 
     def after_fit(self) -> None:
+        "Leave autocast and drop the scaler."
         self._leave_autocast()
         self.autocast, self._probe, self.learn.scaler = None, None, None
 

@@ -118,10 +118,12 @@ class HookCallback(Callback):
         if self.every is None: self._register()
 
     def before_batch(self) -> None:
+        "Register the hooks on every ``every``-th training batch."
         if self.every is not None and self.learn.training and self.learn.train_iter % self.every == 0:
             self._register()
 
     def after_batch(self) -> None:
+        "Remove the hooks registered for this batch (with ``every``)."
         if self.every is not None: self._remove()
 
     def after_fit(self) -> None:

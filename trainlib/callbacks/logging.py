@@ -47,6 +47,7 @@ class CSVLogger(Callback):
         self.old_logger, self.learn.logger = self.learn.logger, self._write_line
 
     def before_train(self) -> None:
+        "Open the file when training starts (not for a bare ``validate``)."
         if self.file is None: self._open()
 
     def _open(self) -> None:

@@ -21,6 +21,13 @@ def _cat(items: list, dim: int) -> Any:
     return items
 
 
+def _take(x: Any, order: torch.Tensor | None, dim: int) -> Any:
+    if order is None or x is None: return x
+    if isinstance(x, torch.Tensor): return x.index_select(dim, order.to(x.device))
+    if isinstance(x, (tuple, list)): return type(x)(_take(o, order, dim) for o in x)
+    return x
+
+
 class GatherPredsCallback(Callback):
     """Keep each validation batch's predictions (and targets, inputs, per-item losses) on the CPU.
 
@@ -38,12 +45,14 @@ class GatherPredsCallback(Callback):
         self.concat_dim = concat_dim
 
     def before_validate(self) -> None:
+        "Start empty lists (and create the folders to save to)."
         self.preds, self.targets, self.inputs, self.losses = [], [], [], []
         self._count = 0
         for d in (self.save_preds, self.save_targs):
             if d is not None: d.mkdir(parents=True, exist_ok=True)
 
     def after_batch(self) -> None:
+        "Keep (or save) the batch's predictions, targets, inputs and losses."
         learn = self.learn
         if not hasattr(learn, 'pred'): return
         i = self._count
@@ -62,10 +71,11 @@ class GatherPredsCallback(Callback):
             loss = learn.loss if learn.loss.numel() == bs else learn.loss.view(bs, -1).mean(1)
             self.losses.append(to_detach(loss))
 
-    def all_tensors(self) -> tuple:
-        "``(inputs, preds, targets, losses)`` concatenated along ``concat_dim`` (None where not kept)."
+    def all_tensors(self, order: torch.Tensor | None = None) -> tuple:
+        """``(inputs, preds, targets, losses)`` concatenated along ``concat_dim`` (None where not kept), with
+        the items taken in ``order`` when given (the permutation that puts them in dataset order)."""
         d = self.concat_dim
-        return (_cat(self.inputs, d) if self.with_input else None,
-                _cat(self.preds, d) if self.with_preds and self.save_preds is None else None,
-                _cat(self.targets, d) if self.with_targs and self.save_targs is None else None,
-                _cat(self.losses, 0) if self.with_loss else None)
+        return (_take(_cat(self.inputs, d), order, d) if self.with_input else None,
+                _take(_cat(self.preds, d), order, d) if self.with_preds and self.save_preds is None else None,
+                _take(_cat(self.targets, d), order, d) if self.with_targs and self.save_targs is None else None,
+                _take(_cat(self.losses, 0), order, 0) if self.with_loss else None)

@@ -49,11 +49,20 @@ class TerminateOnNaNCallback(Callback):
         self.check_every = check_every
         self._total, self._seen, self._fitting = None, 0, False
 
-    def before_fit(self) -> None: self._total, self._seen, self._fitting = None, 0, False
-    def before_train(self) -> None: self._fitting = True
-    def after_fit(self) -> None: self._fitting = False
+    def before_fit(self) -> None:
+        "Reset the running sum; watch only once training starts."
+        self._total, self._seen, self._fitting = None, 0, False
+
+    def before_train(self) -> None:
+        "Start watching the losses."
+        self._fitting = True
+
+    def after_fit(self) -> None:
+        "Stop watching."
+        self._fitting = False
 
     def after_batch(self) -> None:
+        "Check the loss (``check_every=1``) or add it to the device-side sum."
         loss = self.learn.loss
         if not self._fitting or not isinstance(loss, torch.Tensor): return
         if self.check_every == 1:
@@ -64,12 +73,12 @@ class TerminateOnNaNCallback(Callback):
         self._seen += 1
         if self._seen % self.check_every == 0: self._check()
 
-    def after_train(self) -> None: self._check()
-    def after_validate(self) -> None: self._check()
-
     def _check(self) -> None:
+        "Stop the fit if the losses summed since the last check are not finite (one host read)."
         total, self._total = self._total, None
         if total is not None and not torch.isfinite(total): raise CancelFitException
+
+    after_train = after_validate = _check
 
 
 class TrackerCallback(Callback):
@@ -117,8 +126,13 @@ class TrackerCallback(Callback):
                              f'{self.monitor!r}; it records: {", ".join(names)}')
         return names.index(self.monitor), len(names)
 
-    def before_epoch(self) -> None: self._epoch_trained = False
-    def before_train(self) -> None: self._epoch_trained = True
+    def before_epoch(self) -> None:
+        "No training seen yet in this epoch."
+        self._epoch_trained = False
+
+    def before_train(self) -> None:
+        "This epoch trains (so its result counts)."
+        self._epoch_trained = True
 
     def after_epoch(self) -> None:
         "Compare this epoch's value with the best."
@@ -217,6 +231,7 @@ class SaveModelCallback(TrackerCallback):
         super().before_fit()
 
     def before_train(self) -> None:
+        "Note that this fit trains (a bare ``validate`` saves nothing)."
         super().before_train()
         self._trained = True
 

@@ -24,6 +24,7 @@ class ShortEpochCallback(Callback):
         self.pct, self.short_valid = pct, short_valid
 
     def after_batch(self) -> None:
+        "Cancel the phase once ``pct`` of its batches ran."
         learn = self.learn
         if learn.iter / learn.n_iter < self.pct: return
         if learn.training: raise CancelTrainException
@@ -46,14 +47,18 @@ class GradientAccumulation(Callback):
         self.n_acc, self.count = n_acc, 0
         self._bs, self._loss_grad = 0, None
 
-    def before_fit(self) -> None: self.count = 0
+    def before_fit(self) -> None:
+        "No items accumulated yet."
+        self.count = 0
 
     def after_loss(self) -> None:
+        "Scale the loss by the batch's share of ``n_acc`` items."
         learn = self.learn
         self._bs, self._loss_grad = find_bs(learn.yb), learn.loss_grad
         learn.loss_grad = learn.loss_grad * (self._bs / self.n_acc)
 
     def before_step(self) -> None:
+        "Step only once ``n_acc`` items are accumulated (else cancel the batch)."
         self.learn.loss_grad = self._loss_grad
         self._loss_grad = None
         self.count += self._bs
@@ -70,6 +75,7 @@ class GradientClip(Callback):
         self.max_norm, self.norm_type = max_norm, norm_type
 
     def before_step(self) -> None:
+        "Clip the gradients' norm to ``max_norm``."
         nn.utils.clip_grad_norm_(self.learn.model.parameters(), self.max_norm, self.norm_type)
 
 
@@ -93,4 +99,6 @@ class BnFreeze(Callback):
     layer with no parameters is skipped (fastai fails on it)."""
     run_after = TrainEvalCallback
 
-    def before_train(self) -> None: set_bn_eval(self.learn.model)
+    def before_train(self) -> None:
+        "Put the frozen BatchNorm layers back in eval mode."
+        set_bn_eval(self.learn.model)
