@@ -21,6 +21,8 @@ from typing import Iterable, Sequence
 from . import Migration, migrate_source
 from .report import format_todos, summary
 
+__all__ = ['main', 'EXIT_OK', 'EXIT_WOULD_CHANGE', 'EXIT_ERROR']
+
 EXIT_OK, EXIT_WOULD_CHANGE, EXIT_ERROR = 0, 1, 2
 
 
