@@ -6,7 +6,7 @@ from .imports import *
 from .imports import __all__ as _generic
 from .callback import (Callback, CallbackHandler, SmoothenValue, AverageMetric, V1ReturnError, V1StateKeyError, Scheduler,
                        annealing_no, annealing_linear, annealing_exp, annealing_cos, annealing_poly)
-from .optim import OptimWrapper
+from ..optim import OptimWrapper
 from .basic_data import DataBunch, DeviceDataLoader, DatasetType
 from .basic_train import (Learner, BasicLearner, LearnerCallback, Recorder, RecordOnCPU, fit, train_epoch, loss_batch,
                           validate, get_preds)

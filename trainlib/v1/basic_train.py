@@ -4,7 +4,7 @@
 The v1 ``Learner`` *is* a core :class:`trainlib.learner.Learner` (a subclass): ``learn.fit`` runs the
 core loop with the v1 callbacks bridged onto it (see :mod:`trainlib.v1.bridge`), so v1 and v2
 callbacks, stock or not, share one loop. What differs is the v1 face: the constructor and its
-defaults, ``data`` (= ``dls``), layer groups and their optimizer (:class:`~trainlib.v1.optim.OptimWrapper`),
+defaults, ``data`` (= ``dls``), layer groups and their optimizer (the core :class:`~trainlib.optim.OptimWrapper`, v1 face),
 ``callback_fns`` re-created at every fit/get_preds, the v1 ``Recorder`` and its table. Its default
 core callbacks are only ``TrainEvalCallback`` (train/eval switching); the v1 Recorder prints the table.
 
@@ -27,6 +27,7 @@ from torch import nn
 
 from ..callbacks.core import TrainEvalCallback
 from ..learner import Learner as CoreLearner
+from ..optim import OptimWrapper
 from ..persistence import load_model, save_model
 from ..progress import in_notebook
 from ..recorder import format_time
@@ -35,8 +36,7 @@ from .basic_data import DataBunch, DatasetType
 from .bridge import V1Bar, run_v1
 from .callback import Callback, CallbackHandler, weighted_loss_mean
 from .core import defaults, first_el, is_listy, listify
-from .optim import OptimWrapper
-from .torch_core import AdamW, bn_types, flatten_model, requires_grad, split_model
+from .torch_core import AdamW, NoneReduceOnCPU, bn_types, flatten_model, requires_grad, split_model
 
 __all__ = ['Learner', 'BasicLearner', 'LearnerCallback', 'Recorder', 'RecordOnCPU', 'fit', 'train_epoch', 'loss_batch',
            'validate', 'get_preds', 'DatasetType', 'loss_func2activ']
@@ -106,21 +106,9 @@ def get_preds(model: nn.Module, dl: Any, pbar: Any = None, cb_handler: CallbackH
     res = [torch.cat(o) for o in zip(*validate(model, dl, cb_handler=cb_handler, pbar=pbar, average=False,
                                                n_batch=n_batch))]
     if loss_func is not None:
-        with _no_reduction(loss_func) as lf: res.append(lf(res[0], res[1]))
+        with NoneReduceOnCPU(loss_func) as lf: res.append(lf(res[0], res[1]))
     if activ is not None: res[0] = activ(res[0])
     return res
-
-
-class _no_reduction:
-    "``with _no_reduction(loss_func) as lf``: ``lf`` computes one loss per item."
-    def __init__(self, loss_func: Callable) -> None: self.lf, self.old = loss_func, None
-    def __enter__(self) -> Callable:
-        if hasattr(self.lf, 'reduction'):
-            self.old, self.lf.reduction = self.lf.reduction, 'none'
-            return self.lf
-        return partial(self.lf, reduction='none')
-    def __exit__(self, *exc: Any) -> None:
-        if self.old is not None: self.lf.reduction = self.old
 
 
 def fit(epochs: int, learn: Any, callbacks: Any = None, metrics: Any = None) -> None:
@@ -291,14 +279,19 @@ class Learner(_V1Learner):
 
     def load(self, file: Any = None, device: Any = None, strict: bool = True, with_opt: bool | None = None,
              purge: bool = False, remove_module: bool = False) -> 'Learner':
-        "Load weights saved by :meth:`save` (no code runs: ``weights_only``); the optimizer state too when present."
+        """Load weights saved by :meth:`save` (no code runs: ``weights_only``); the optimizer's running state too
+        when present. As in fastai 1, the hyper-parameters (``opt.lr``, ``mom``...) stay those set last."""
         if file is None: raise ValueError('load: give the file name used with save')
         if self.opt is None: self.create_opt(defaults.lr, self.wd)
         if device is None: device = getattr(self.data, 'device', None)
+        hypers = [{k: v for k, v in g.items() if k != 'params'} for g in self.opt.opt.param_groups]
         with warnings.catch_warnings():
             if with_opt is None: warnings.simplefilter('ignore')
             load_model(self._model_file(file), self.model, self.opt, with_opt=with_opt is not False, device=device,
                        strict=strict)
+        groups = self.opt.opt.param_groups          # torch's load_state_dict made new group dicts
+        if len(groups) == len(hypers):
+            for g, h in zip(groups, hypers): g.update(h)
         return self
 
 
