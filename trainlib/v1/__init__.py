@@ -11,11 +11,12 @@ from .basic_data import DataBunch, DeviceDataLoader, DatasetType
 from .basic_train import (Learner, BasicLearner, LearnerCallback, Recorder, RecordOnCPU, fit, train_epoch, loss_batch,
                           validate, get_preds)
 from .bridge import V1Adapter
-from ..metrics import accuracy, error_rate
+from .metrics import *
+from .metrics import __all__ as _metrics
 
 __all__ = list(_generic) + ['Callback', 'CallbackHandler', 'SmoothenValue', 'AverageMetric', 'V1ReturnError',
                             'V1StateKeyError', 'OptimWrapper', 'DataBunch', 'DeviceDataLoader', 'DatasetType',
                             'Learner', 'BasicLearner', 'LearnerCallback', 'Recorder', 'fit', 'loss_batch', 'validate',
-                            'get_preds', 'V1Adapter', 'accuracy', 'error_rate', 'Scheduler', 'annealing_no',
+                            'get_preds', 'V1Adapter', 'Scheduler', 'annealing_no',
                             'annealing_linear', 'annealing_exp', 'annealing_cos', 'annealing_poly', 'RecordOnCPU',
-                            'train_epoch']
+                            'train_epoch'] + list(_metrics)
