@@ -27,6 +27,18 @@ from fastai.callback import Callback  # noqa: E402
 from fastai.callbacks.loss_metrics import LossMetrics  # noqa: E402
 
 
+def validate_twice(ns: dict, tmp: str) -> list:
+    "learn.validate() twice, then fit: what fastai 1 gives with an FBeta() metric each time."
+    train_ds, valid_ds = mc.fit_data()
+    data = DataBunch.create(train_ds, valid_ds, bs=8, num_workers=0, path=tmp, device=torch.device('cpu'))
+    learn = Learner(data, mc.fit_model(), loss_func=torch.nn.CrossEntropyLoss(),
+                    metrics=[fastai.metrics.accuracy, fastai.metrics.FBeta()], silent=True)
+    res = [mc.describe(list(learn.validate())), mc.describe(list(learn.validate()))]
+    torch.manual_seed(1)
+    learn.fit(1, 1e-2)
+    return res + [mc.describe([list(m) for m in learn.recorder.metrics])]
+
+
 def main():
     ns = dict(vars(fastai.metrics), DataBunch=DataBunch, Learner=Learner, Callback=Callback, LossMetrics=LossMetrics)
     d = mc.inputs()
@@ -44,6 +56,7 @@ def main():
                                      tmp=tmp)
         out['fit LossMetrics'] = mc.run_fit(ns, [m.accuracy], callback_fns=[LossMetrics], loss_func=mc.SplitLoss(),
                                             tmp=tmp)
+        out['validate twice with FBeta'] = validate_twice(ns, tmp)
     print(f'# tests/oracle_scripts/fa1_metrics.py, fastai {fastai.__version__}, torch {torch.__version__}')
     print(json.dumps(out, indent=1))
 

@@ -134,3 +134,18 @@ def test_multi_label_fbeta_none_makes_a_column_per_label():
     assert len(got['epochs'][0]) == D['ml_targ'].shape[1]
     assert np.isclose(np.mean(got['epochs'][0]), GOLDEN['callbacks']["MultiLabelFbeta(average='macro')"]['epochs'][0][0],
                       atol=1e-6)
+
+
+def test_fbeta_keeps_its_average_after_learn_validate(tmp_path):
+    "fastai 1 leaves FBeta per-class after a learn.validate() (a column per class from then on); trainlib does not."
+    fastai_first, fastai_second, fastai_fit = GOLDEN['validate twice with FBeta']
+    train_ds, valid_ds = mc.fit_data()
+    data = v1.DataBunch.create(train_ds, valid_ds, bs=8, path=tmp_path, device='cpu')
+    learn = v1.Learner(data, mc.fit_model(), loss_func=torch.nn.CrossEntropyLoss(), metrics=[m.accuracy, m.FBeta()],
+                       silent=True)
+    first, second = mc.describe(list(learn.validate())), mc.describe(list(learn.validate()))
+    assert close(first, fastai_first) and second == first and len(fastai_second) == 4
+    torch.manual_seed(1)
+    learn.fit(1, 1e-2)
+    fit = mc.describe([list(v) for v in learn.recorder.metrics])
+    assert close(fit, [[fastai_fit[0][0], fastai_fit[0][2]]])              # fastai's extra column dropped

@@ -33,25 +33,54 @@ from ..progress import in_notebook
 from ..recorder import format_time
 from ..utils import camel2snake, even_mults, noop, to_detach, to_device
 from .basic_data import DataBunch, DatasetType
+from . import persist as _persist
+from .persist import load_learner
 from .bridge import V1Bar, run_v1
 from .callback import Callback, CallbackHandler, weighted_loss_mean
 from .core import defaults, first_el, is_listy, listify
 from .torch_core import AdamW, NoneReduceOnCPU, bn_types, flatten_model, requires_grad, split_model
 
 __all__ = ['Learner', 'BasicLearner', 'LearnerCallback', 'Recorder', 'RecordOnCPU', 'fit', 'train_epoch', 'loss_batch',
-           'validate', 'get_preds', 'DatasetType', 'loss_func2activ']
+           'validate', 'get_preds', 'DatasetType', 'loss_func2activ', 'load_learner']
 
 # ====================================================================== model helpers
+_KINDS = {'cross_entropy_loss': 'softmax', 'cross_entropy': 'softmax', 'nll_loss': 'log_softmax',
+          'n_l_l_loss': 'log_softmax', 'poisson_nll_loss': 'exp', 'poisson_n_l_l_loss': 'exp', 'kl_div': 'exp',
+          'k_l_div_loss': 'exp', 'b_c_e_with_logits_loss': 'sigmoid', 'binary_cross_entropy_with_logits': 'sigmoid'}
+
+
+def _loss_kind(loss_func: Any) -> str:
+    "What fastai 1 reads from the loss's (class or function) name: softmax, log_softmax, exp, sigmoid or ''."
+    f = getattr(loss_func, 'func', loss_func)
+    return _KINDS.get(camel2snake(getattr(f, '__name__', type(f).__name__)), '')
+
+
 def loss_func2activ(loss_func: Any) -> Callable:
     "The activation that turns raw outputs into predictions for ``loss_func`` (softmax, exp, sigmoid or none)."
     act = getattr(loss_func, 'activation', None)
     if callable(act): return act
-    f = getattr(loss_func, 'func', loss_func)
-    name = camel2snake(getattr(f, '__name__', type(f).__name__))
-    if name in ('cross_entropy_loss', 'cross_entropy'): return partial(F.softmax, dim=-1)
-    if name in ('nll_loss', 'poisson_nll_loss', 'kl_div', 'n_l_l_loss', 'poisson_n_l_l_loss', 'k_l_div_loss'): return torch.exp
-    if name in ('b_c_e_with_logits_loss', 'binary_cross_entropy_with_logits'): return torch.sigmoid
-    return noop
+    kind = _loss_kind(loss_func)
+    if kind == 'softmax': return partial(F.softmax, dim=-1)
+    return {'log_softmax': torch.exp, 'exp': torch.exp, 'sigmoid': torch.sigmoid}.get(kind, noop)
+
+
+def _argmax(p: torch.Tensor) -> torch.Tensor: return p.argmax(dim=-1)
+def _over_half(p: torch.Tensor) -> torch.Tensor: return p > 0.5
+
+
+def loss_func2decode(loss_func: Any) -> Callable:
+    "How activated predictions are decoded for ``loss_func``: its ``decodes``, else argmax (classes), > 0.5 (binary) or as they are."
+    dec = getattr(loss_func, 'decodes', None)
+    if callable(dec): return dec
+    return {'softmax': _argmax, 'log_softmax': _argmax, 'sigmoid': _over_half}.get(_loss_kind(loss_func), noop)
+
+
+def _split_item(item: Any) -> tuple[list, Any]:
+    "A dataset item as ``(inputs, target)``: a tuple's last element is the target, anything else is one input."
+    if isinstance(item, (tuple, list)):
+        if len(item) == 1: return [item[0]], None
+        return list(item[:-1]), item[-1]
+    return [item], None
 
 
 # ====================================================================== the module functions
@@ -118,6 +147,9 @@ def fit(epochs: int, learn: Any, callbacks: Any = None, metrics: Any = None) -> 
         raise TypeError(f'fit: learn must be a trainlib Learner (trainlib.v1.Learner or BasicLearner), '
                         f'got {type(learn).__name__}')
     train_dl = learn.dls.train
+    if train_dl is None:
+        raise ValueError('fit: the Learner has no training data (load_learner gives an empty DataBunch): set '
+                         'learn.data = DataBunch.create(train_ds, valid_ds) first')
     assert len(train_dl) != 0, (f"Your training dataloader is empty, can't train a model. Use a smaller batch size "
                                 f"(batch size={getattr(train_dl, 'batch_size', '?')} for "
                                 f"{len(getattr(train_dl, 'dataset', []))} elements).")
@@ -269,7 +301,42 @@ class Learner(_V1Learner):
         with torch.no_grad(): out = loss_batch(self.model, xb, yb, cb_handler=handler)
         return (loss_func2activ(self.loss_func) if activ is None else activ)(out[0])
 
+    def predict(self, item: Any, return_x: bool = False, batch_first: bool = True, with_dropout: bool = False,
+                **kwargs: Any) -> tuple:
+        """``(y, pred, raw_pred)`` for one dataset item: the input tensor, or a dataset's ``(x, y)`` tuple
+        (every element but the last is an input, as in a batch). ``raw_pred`` is the activated output,
+        ``pred`` its decoding (the class index for a classification loss, ``raw_pred > 0.5`` for a binary
+        one, else ``raw_pred``) and ``y`` the class name when the data has ``classes``, else ``pred``."""
+        xs, target = _split_item(item)
+        device = next(iter(self.model.parameters()), torch.empty(0)).device
+        xb = [torch.as_tensor(x).unsqueeze(0).to(device) for x in xs]
+        yb = torch.as_tensor(target).unsqueeze(0).to(device) if target is not None else torch.zeros(1, device=device)
+        res = self.pred_batch(batch=(xb if len(xb) > 1 else xb[0], yb), with_dropout=with_dropout)
+        raw_pred = res[0] if batch_first else res[:, 0]
+        pred = loss_func2decode(self.loss_func)(raw_pred)
+        classes = getattr(self.data, 'classes', None)
+        y = classes[int(pred)] if classes is not None and pred.numel() == 1 else pred
+        return (xs[0] if len(xs) == 1 else xs, y, pred, raw_pred) if return_x else (y, pred, raw_pred)
+
+    def predict_with_mc_dropout(self, item: Any, with_dropout: bool = True, n_times: int = 10, **kwargs: Any) -> list:
+        "``predict(item)`` ``n_times`` with dropout on (Monte-Carlo dropout)."
+        return [self.predict(item, with_dropout=with_dropout, **kwargs) for _ in range(n_times)]
+
+    def interpret(self, ds_type: DatasetType = DatasetType.Valid) -> Any:
+        "A :class:`~trainlib.v1.interpret.ClassificationInterpretation` of the predictions on ``ds_type``."
+        from .interpret import ClassificationInterpretation
+        return ClassificationInterpretation.from_learner(self, ds_type=ds_type)
+
+    def summary(self, n: int = 70) -> str:
+        "The layers (output shape, parameters, trainable), optimizer, loss and callbacks, as a table ``n`` wide."
+        from .hooks import model_summary
+        return model_summary(self, n)
+
     # ------------------------------------------------------------------ persistence
+    export = _persist.export
+    purge = _persist.purge
+    destroy = _persist.destroy
+
     def save(self, file: Any = None, return_path: bool = False, with_opt: bool = True) -> Any:
         "Save the weights (and optimizer state) to ``path/model_dir/file.pth`` (or a file object), atomically."
         if file is None: raise ValueError('save: give a file name (saved as path/model_dir/<file>.pth) or a file object')
@@ -282,6 +349,7 @@ class Learner(_V1Learner):
         """Load weights saved by :meth:`save` (no code runs: ``weights_only``); the optimizer's running state too
         when present. As in fastai 1, the hyper-parameters (``opt.lr``, ``mom``...) stay those set last."""
         if file is None: raise ValueError('load: give the file name used with save')
+        if purge: self.purge(clear_opt=bool(with_opt))
         if self.opt is None: self.create_opt(defaults.lr, self.wd)
         if device is None: device = getattr(self.data, 'device', None)
         hypers = [{k: v for k, v in g.items() if k != 'params'} for g in self.opt.opt.param_groups]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from ..utils import add_note, camel2snake
 from .core import first_el, is_listy, listify
 from .torch_core import add_metrics
 
-__all__ = ['Callback', 'CallbackHandler', 'SmoothenValue', 'AverageMetric', 'V1ReturnError', 'V1StateKeyError',
+__all__ = ['Callback', 'CallbackList', 'CallbackHandler', 'SmoothenValue', 'AverageMetric', 'V1ReturnError', 'V1StateKeyError',
            'V1_EVENTS', 'overridden_events', 'weighted_loss_mean', 'is_v1_callback', 'Scheduler', 'annealing_no',
            'annealing_linear', 'annealing_exp', 'annealing_cos', 'annealing_poly']
 
@@ -94,6 +94,9 @@ class Callback:
         lines = [f'{k}: {getattr(self, k)}' for k in names if k not in hidden and k in self.__dict__]
         return '\n'.join([type(self).__name__] + lines)
 
+
+CallbackList = Collection[Callback]
+"fastai 1's type of a list of callbacks."
 
 _BASE_METHODS = {ev: getattr(Callback, f'on_{ev}') for ev in V1_EVENTS}
 

@@ -216,22 +216,21 @@ class Precision(CMScores):
 
 @dataclass(eq=False)
 class FBeta(CMScores):
-    """The F-beta score over the validation set: per class, then weighted by ``average`` (``binary`` on more than
-    two classes is ``macro`` at every epoch; fastai 1 switched to other maths after the first epoch)."""
+    """The F-beta score over the validation set: per class, then weighted by ``average``. Unlike fastai 1, ``average``
+    is never changed: ``binary`` on more than two classes is ``macro`` at every epoch (fastai 1 switched to other
+    maths after the first one) and a ``learn.validate()`` leaves it as it was (in fastai 1 every later value
+    became per-class)."""
     beta: float = 2
 
     def on_train_begin(self, **kwargs: Any) -> None:
-        self.n_classes, self.beta2 = 0, self.beta ** 2
-        self.avg = self.average
-        if self.average != 'micro': self.average = None
+        self.n_classes, self.beta2, self.avg = 0, self.beta ** 2, self.average
 
     def on_epoch_end(self, last_metrics: Any, **kwargs: Any) -> dict:
-        metric = torch.nan_to_num(scores.fbeta_score(self._precision(), self._recall(), self.beta, self.eps), nan=0.)
-        if self.avg: metric = (self._weights(_binary_or_macro(self.avg, self.n_classes)) * metric).sum()
+        if self.average == 'micro': prec, rec = self._precision(), self._recall()
+        else: prec, rec = scores.precision_per_class(self.cm), scores.recall_per_class(self.cm)
+        metric = torch.nan_to_num(scores.fbeta_score(prec, rec, self.beta, self.eps), nan=0.)
+        if self.average: metric = (self._weights(_binary_or_macro(self.average, self.n_classes)) * metric).sum()
         return add_metrics(last_metrics, metric)
-
-    def on_train_end(self, **kwargs: Any) -> None:
-        self.average = self.avg
 
 
 @dataclass(eq=False)
