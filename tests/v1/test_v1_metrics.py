@@ -149,3 +149,21 @@ def test_fbeta_keeps_its_average_after_learn_validate(tmp_path):
     learn.fit(1, 1e-2)
     fit = mc.describe([list(v) for v in learn.recorder.metrics])
     assert close(fit, [[fastai_fit[0][0], fastai_fit[0][2]]])              # fastai's extra column dropped
+
+
+def test_callback_metrics_read_nothing_back_to_the_host_per_batch(monkeypatch, tmp_path):
+    "Tensor reads made by trainlib code during a fit with callback metrics happen at epoch ends, never per batch."
+    import sys
+    where = []
+    def counting(name):
+        orig = getattr(torch.Tensor, name)
+        def f(self, *a, **k):
+            frame = sys._getframe(1)
+            if '/trainlib/' in frame.f_code.co_filename: where.append(frame.f_code.co_name)
+            return orig(self, *a, **k)
+        return f
+    for name in ('item', 'cpu', 'tolist', '__float__', '__bool__', 'numpy', '__int__'):
+        monkeypatch.setattr(torch.Tensor, name, counting(name))
+    metrics = [m.FBeta(), m.KappaScore(), m.MatthewsCorreff(), m.AUROC(), m.ConfusionMatrix(), m.Precision(average=None)]
+    mc.run_fit(NS, metrics, tmp=str(tmp_path))
+    assert where == ['weighted_loss_mean'] * 6     # cpu() + numpy() of the validation loss: 2 epochs + validate()
