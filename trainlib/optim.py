@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from .optimizers import LambOptimizer, LookaheadOptimizer, QHAdamOptimizer, RAdamOptimizer, RMSPropOptimizer
-from .utils import even_mults, is_listy
+from .utils import is_listy, slice_values
 
 __all__ = ['OptimWrapper', 'HyperLengthError', 'Adam', 'AdamW', 'SGD', 'RMSProp', 'RAdam', 'QHAdam', 'Lamb',
            'Lookahead', 'ranger', 'pytorch_hp_map', 'params_groups', 'split_no_wd_params']
@@ -346,9 +346,7 @@ class OptimWrapper:
         "One value per group: a scalar is repeated, a slice spread, a list checked."
         n = len(self._layout)
         if type(v) in _SCALARS: return [v] * n
-        if isinstance(v, slice):
-            if v.start: return list(even_mults(v.start, v.stop, n))
-            return [v.stop / 10] * (n - 1) + [v.stop]
+        if isinstance(v, slice): return slice_values(v, n)
         if isinstance(v, np.ndarray): v = list(v) if v.ndim else v[()]     # numpy scalars, as fastai keeps them
         elif isinstance(v, torch.Tensor) and v.dim(): v = list(v)
         if not is_listy(v): return [v] * n

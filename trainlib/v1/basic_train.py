@@ -31,7 +31,7 @@ from ..optim import OptimWrapper
 from ..persistence import load_model, save_model
 from ..progress import in_notebook
 from ..recorder import format_time
-from ..utils import camel2snake, even_mults, noop, to_detach, to_device
+from ..utils import camel2snake, noop, slice_values, to_detach, to_device
 from .basic_data import DataBunch, DatasetType
 from . import persist as _persist
 from .persist import load_learner
@@ -231,9 +231,7 @@ class Learner(_V1Learner):
     def lr_range(self, lr: Any) -> Any:
         "``lr`` per layer group: a slice(stop) gives stop/10 for all but the last, slice(start, stop) a geometric range."
         if not isinstance(lr, slice): return lr
-        n = len(self.layer_groups)
-        res = even_mults(lr.start, lr.stop, n) if lr.start else [lr.stop / 10] * (n - 1) + [lr.stop]
-        return np.array(res)
+        return np.array(slice_values(lr, len(self.layer_groups)))
 
     def create_opt(self, lr: Any = None, wd: Any = 0.) -> None:
         "A new optimizer over the layer groups (``lr`` default ``defaults.lr``)."
