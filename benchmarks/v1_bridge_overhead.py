@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from trainlib import Learner as CoreLearner, TrainEvalCallback  # noqa: E402
 from trainlib.v1 import Callback, CallbackHandler, DataBunch, Learner  # noqa: E402
 from trainlib.v1.bridge import LearnerState  # noqa: E402
-from trainlib.v1.optim import OptimWrapper  # noqa: E402
+from trainlib.optim import OptimWrapper  # noqa: E402
 from trainlib.v1.torch_core import AdamW  # noqa: E402
 
 N_BATCHES, EPOCHS = 400, 3

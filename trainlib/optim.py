@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from .optimizers import LambOptimizer, LookaheadOptimizer, QHAdamOptimizer, RAdamOptimizer, RMSPropOptimizer
-from .utils import even_mults, is_listy
+from .utils import is_listy, slice_values
 
 __all__ = ['OptimWrapper', 'HyperLengthError', 'Adam', 'AdamW', 'SGD', 'RMSProp', 'RAdam', 'QHAdam', 'Lamb',
            'Lookahead', 'ranger', 'pytorch_hp_map', 'params_groups', 'split_no_wd_params']
@@ -53,8 +53,10 @@ pytorch_hp_map = {'momentum': 'mom', 'weight_decay': 'wd', 'alpha': 'sqr_mom', '
 _HIDDEN_KEYS = frozenset(('params', 'initial_lr', 'do_wd'))
 _SCALARS = frozenset((float, int, np.float64, np.float32))
 _V1_NAMES = {'lr': 'lr', 'mom': 'mom', 'beta': 'sqr_mom', 'wd': 'wd'}
-_NO_WD_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm)
-_BIAS_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+no_wd_types = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm)
+"The layers whose parameters fastai 1 never decays (its ``no_wd_types``)."
+bias_types = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+"The layers whose ``bias`` fastai 1 never decays (its ``bias_types``)."
 
 
 class HyperLengthError(ValueError, AssertionError):
@@ -92,8 +94,8 @@ def split_no_wd_params(layer_groups: Iterable[nn.Module]) -> list[list]:
         wd, no_wd = [], []
         for c in lg.children():
             trainable = [p for p in c.parameters() if p.requires_grad]
-            if isinstance(c, _NO_WD_TYPES): no_wd += trainable
-            elif isinstance(c, _BIAS_TYPES):
+            if isinstance(c, no_wd_types): no_wd += trainable
+            elif isinstance(c, bias_types):
                 bias = getattr(c, 'bias', None)
                 wd += [p for p in trainable if p is not bias]
                 if bias is not None: no_wd.append(bias)
@@ -344,9 +346,7 @@ class OptimWrapper:
         "One value per group: a scalar is repeated, a slice spread, a list checked."
         n = len(self._layout)
         if type(v) in _SCALARS: return [v] * n
-        if isinstance(v, slice):
-            if v.start: return list(even_mults(v.start, v.stop, n))
-            return [v.stop / 10] * (n - 1) + [v.stop]
+        if isinstance(v, slice): return slice_values(v, n)
         if isinstance(v, np.ndarray): v = list(v) if v.ndim else v[()]     # numpy scalars, as fastai keeps them
         elif isinstance(v, torch.Tensor) and v.dim(): v = list(v)
         if not is_listy(v): return [v] * n
@@ -651,6 +651,7 @@ class OptimWrapper:
         return getattr(opt, name, None)
 
     def __repr__(self) -> str:
+        if self._v1: return f'OptimWrapper over {self._opt!r}.\nTrue weight decay: {self.true_wd}'    # fastai 1's
         return f'OptimWrapper({type(self._opt).__name__}, {len(self._layout)} group(s), decouple_wd={self._decouple_wd})'
 
 

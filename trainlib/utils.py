@@ -11,7 +11,7 @@ import torch
 
 __all__ = ['defaults', 'noop', 'listify', 'is_listy', 'detuplify', 'tuplify', 'default_device',
            'to_device', 'to_detach', 'to_cpu', 'find_bs', 'camel2snake', 'class2attr', 'replacing_yield',
-           'tensor', 'even_mults', 'add_note', 'params_of', 'norm_types', 'norm_bias_params',
+           'tensor', 'even_mults', 'slice_values', 'add_note', 'params_of', 'norm_types', 'norm_bias_params',
            'trainable_params']
 
 defaults = SimpleNamespace(
@@ -161,6 +161,12 @@ def even_mults(start: float, stop: float, n: int) -> np.ndarray:
     mult = stop / start
     step = mult ** (1 / (n - 1))
     return np.array([start * (step ** i) for i in range(n)])
+
+
+def slice_values(s: slice, n: int) -> list:
+    "One value per group from a slice: ``slice(stop)`` gives stop/10 for all but the last, ``slice(start, stop)`` even_mults."
+    if s.start: return list(even_mults(s.start, s.stop, n))
+    return [s.stop / 10] * (n - 1) + [s.stop]
 
 
 def add_note(exc: BaseException, note: str) -> None:

@@ -14,10 +14,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import DataLoaders
+from ..persistence import atomic_save
 from ..utils import default_device, to_detach, to_device
 from .core import listify
 
-__all__ = ['DataBunch', 'DeviceDataLoader', 'DatasetType']
+__all__ = ['DataBunch', 'DeviceDataLoader', 'DatasetType', 'load_data']
 
 DatasetType = Enum('DatasetType', 'Train Valid Test Single Fix')
 "Which data a Learner method works on: ``Train`` (shuffled), ``Valid``, ``Test``, ``Single``, ``Fix`` (train in order)."
@@ -171,5 +172,23 @@ class DataBunch(DataLoaders):
         if detach: x, y = to_detach(x, cpu=cpu), to_detach(y, cpu=cpu)
         return x, y
 
+    def save(self, file: Any = 'data_save.pkl') -> None:
+        """Pickle the datasets (train, valid, test) to ``path/file`` (or the open binary ``file``), atomically, for
+        :func:`load_data` (fastai 1 could only save data-block data)."""
+        datasets = {'train_ds': self.train_ds, 'valid_ds': self.valid_ds, 'test_ds': self.test_ds}
+        atomic_save(datasets, self.path / file if isinstance(file, (str, Path)) else file)
+
     def __repr__(self) -> str:
         return f'DataBunch;\n\nTrain: {self.train_ds};\n\nValid: {self.valid_ds};\n\nTest: {self.test_ds}'
+
+
+def load_data(path: str | Path, file: Any = 'data_save.pkl', bs: int = 64, val_bs: int | None = None,
+              num_workers: int = 0, dl_tfms: Any = None, device: Any = None, collate_fn: Callable | None = None,
+              no_check: bool = False, **kwargs: Any) -> DataBunch:
+    """A DataBunch at ``path`` over the datasets :meth:`DataBunch.save` wrote to ``path/file`` (or read from the open
+    binary ``file``), with loaders as :meth:`DataBunch.create` makes them. Unpickles: trusted files only."""
+    source = Path(path) / file if isinstance(file, (str, Path)) else file
+    ds = torch.load(source, map_location='cpu', weights_only=False)
+    return DataBunch.create(ds['train_ds'], ds['valid_ds'], test_ds=ds['test_ds'], path=path, bs=bs, val_bs=val_bs,
+                            num_workers=num_workers, dl_tfms=dl_tfms, device=device, collate_fn=collate_fn,
+                            no_check=no_check, **kwargs)

@@ -4,7 +4,7 @@
 The v1 ``Learner`` *is* a core :class:`trainlib.learner.Learner` (a subclass): ``learn.fit`` runs the
 core loop with the v1 callbacks bridged onto it (see :mod:`trainlib.v1.bridge`), so v1 and v2
 callbacks, stock or not, share one loop. What differs is the v1 face: the constructor and its
-defaults, ``data`` (= ``dls``), layer groups and their optimizer (:class:`~trainlib.v1.optim.OptimWrapper`),
+defaults, ``data`` (= ``dls``), layer groups and their optimizer (the core :class:`~trainlib.optim.OptimWrapper`, v1 face),
 ``callback_fns`` re-created at every fit/get_preds, the v1 ``Recorder`` and its table. Its default
 core callbacks are only ``TrainEvalCallback`` (train/eval switching); the v1 Recorder prints the table.
 
@@ -28,31 +28,60 @@ from torch import nn
 
 from ..callbacks.core import TrainEvalCallback
 from ..learner import Learner as CoreLearner
+from ..optim import OptimWrapper
 from ..persistence import load_model, save_model
 from ..progress import in_notebook
 from ..recorder import format_time
-from ..utils import camel2snake, even_mults, noop, to_detach, to_device
+from ..utils import camel2snake, noop, slice_values, to_detach, to_device
 from .basic_data import DataBunch, DatasetType
+from . import persist as _persist
+from .persist import load_learner
 from .bridge import V1Bar, run_v1
 from .callback import Callback, CallbackHandler, weighted_loss_mean
 from .core import defaults, first_el, is_listy, listify
-from .optim import OptimWrapper
-from .torch_core import AdamW, bn_types, flatten_model, requires_grad, split_model
+from .torch_core import AdamW, NoneReduceOnCPU, bn_types, flatten_model, requires_grad, split_model
 
 __all__ = ['Learner', 'BasicLearner', 'LearnerCallback', 'Recorder', 'RecordOnCPU', 'fit', 'train_epoch', 'loss_batch',
-           'validate', 'get_preds', 'DatasetType', 'loss_func2activ']
+           'validate', 'get_preds', 'DatasetType', 'loss_func2activ', 'load_learner']
 
 # ====================================================================== model helpers
+_KINDS = {'cross_entropy_loss': 'softmax', 'cross_entropy': 'softmax', 'nll_loss': 'log_softmax',
+          'n_l_l_loss': 'log_softmax', 'poisson_nll_loss': 'exp', 'poisson_n_l_l_loss': 'exp', 'kl_div': 'exp',
+          'k_l_div_loss': 'exp', 'b_c_e_with_logits_loss': 'sigmoid', 'binary_cross_entropy_with_logits': 'sigmoid'}
+
+
+def _loss_kind(loss_func: Any) -> str:
+    "What fastai 1 reads from the loss's (class or function) name: softmax, log_softmax, exp, sigmoid or ''."
+    f = getattr(loss_func, 'func', loss_func)
+    return _KINDS.get(camel2snake(getattr(f, '__name__', type(f).__name__)), '')
+
+
 def loss_func2activ(loss_func: Any) -> Callable:
     "The activation that turns raw outputs into predictions for ``loss_func`` (softmax, exp, sigmoid or none)."
     act = getattr(loss_func, 'activation', None)
     if callable(act): return act
-    f = getattr(loss_func, 'func', loss_func)
-    name = camel2snake(getattr(f, '__name__', type(f).__name__))
-    if name in ('cross_entropy_loss', 'cross_entropy'): return partial(F.softmax, dim=-1)
-    if name in ('nll_loss', 'poisson_nll_loss', 'kl_div', 'n_l_l_loss', 'poisson_n_l_l_loss', 'k_l_div_loss'): return torch.exp
-    if name in ('b_c_e_with_logits_loss', 'binary_cross_entropy_with_logits'): return torch.sigmoid
-    return noop
+    kind = _loss_kind(loss_func)
+    if kind == 'softmax': return partial(F.softmax, dim=-1)
+    return {'log_softmax': torch.exp, 'exp': torch.exp, 'sigmoid': torch.sigmoid}.get(kind, noop)
+
+
+def _argmax(p: torch.Tensor) -> torch.Tensor: return p.argmax(dim=-1)
+def _over_half(p: torch.Tensor) -> torch.Tensor: return p > 0.5
+
+
+def loss_func2decode(loss_func: Any) -> Callable:
+    "How activated predictions are decoded for ``loss_func``: its ``decodes``, else argmax (classes), > 0.5 (binary) or as they are."
+    dec = getattr(loss_func, 'decodes', None)
+    if callable(dec): return dec
+    return {'softmax': _argmax, 'log_softmax': _argmax, 'sigmoid': _over_half}.get(_loss_kind(loss_func), noop)
+
+
+def _split_item(item: Any) -> tuple[list, Any]:
+    "A dataset item as ``(inputs, target)``: a tuple's last element is the target, anything else is one input."
+    if isinstance(item, (tuple, list)):
+        if len(item) == 1: return [item[0]], None
+        return list(item[:-1]), item[-1]
+    return [item], None
 
 
 # ====================================================================== the module functions
@@ -107,21 +136,9 @@ def get_preds(model: nn.Module, dl: Any, pbar: Any = None, cb_handler: CallbackH
     res = [torch.cat(o) for o in zip(*validate(model, dl, cb_handler=cb_handler, pbar=pbar, average=False,
                                                n_batch=n_batch))]
     if loss_func is not None:
-        with _no_reduction(loss_func) as lf: res.append(lf(res[0], res[1]))
+        with NoneReduceOnCPU(loss_func) as lf: res.append(lf(res[0], res[1]))
     if activ is not None: res[0] = activ(res[0])
     return res
-
-
-class _no_reduction:
-    "``with _no_reduction(loss_func) as lf``: ``lf`` computes one loss per item."
-    def __init__(self, loss_func: Callable) -> None: self.lf, self.old = loss_func, None
-    def __enter__(self) -> Callable:
-        if hasattr(self.lf, 'reduction'):
-            self.old, self.lf.reduction = self.lf.reduction, 'none'
-            return self.lf
-        return partial(self.lf, reduction='none')
-    def __exit__(self, *exc: Any) -> None:
-        if self.old is not None: self.lf.reduction = self.old
 
 
 def fit(epochs: int, learn: Any, callbacks: Any = None, metrics: Any = None) -> None:
@@ -131,6 +148,9 @@ def fit(epochs: int, learn: Any, callbacks: Any = None, metrics: Any = None) -> 
         raise TypeError(f'fit: learn must be a trainlib Learner (trainlib.v1.Learner or BasicLearner), '
                         f'got {type(learn).__name__}')
     train_dl = learn.dls.train
+    if train_dl is None:
+        raise ValueError('fit: the Learner has no training data (load_learner gives an empty DataBunch): set '
+                         'learn.data = DataBunch.create(train_ds, valid_ds) first')
     assert len(train_dl) != 0, (f"Your training dataloader is empty, can't train a model. Use a smaller batch size "
                                 f"(batch size={getattr(train_dl, 'batch_size', '?')} for "
                                 f"{len(getattr(train_dl, 'dataset', []))} elements).")
@@ -212,9 +232,7 @@ class Learner(_V1Learner):
     def lr_range(self, lr: Any) -> Any:
         "``lr`` per layer group: a slice(stop) gives stop/10 for all but the last, slice(start, stop) a geometric range."
         if not isinstance(lr, slice): return lr
-        n = len(self.layer_groups)
-        res = even_mults(lr.start, lr.stop, n) if lr.start else [lr.stop / 10] * (n - 1) + [lr.stop]
-        return np.array(res)
+        return np.array(slice_values(lr, len(self.layer_groups)))
 
     def create_opt(self, lr: Any = None, wd: Any = 0.) -> None:
         "A new optimizer over the layer groups (``lr`` default ``defaults.lr``)."
@@ -287,7 +305,42 @@ class Learner(_V1Learner):
         with torch.no_grad(): out = loss_batch(self.model, xb, yb, cb_handler=handler)
         return (loss_func2activ(self.loss_func) if activ is None else activ)(out[0])
 
+    def predict(self, item: Any, return_x: bool = False, batch_first: bool = True, with_dropout: bool = False,
+                **kwargs: Any) -> tuple:
+        """``(y, pred, raw_pred)`` for one dataset item: the input tensor, or a dataset's ``(x, y)`` tuple
+        (every element but the last is an input, as in a batch). ``raw_pred`` is the activated output,
+        ``pred`` its decoding (the class index for a classification loss, ``raw_pred > 0.5`` for a binary
+        one, else ``raw_pred``) and ``y`` the class name when the data has ``classes``, else ``pred``."""
+        xs, target = _split_item(item)
+        device = next(iter(self.model.parameters()), torch.empty(0)).device
+        xb = [torch.as_tensor(x).unsqueeze(0).to(device) for x in xs]
+        yb = torch.as_tensor(target).unsqueeze(0).to(device) if target is not None else torch.zeros(1, device=device)
+        res = self.pred_batch(batch=(xb if len(xb) > 1 else xb[0], yb), with_dropout=with_dropout)
+        raw_pred = res[0] if batch_first else res[:, 0]
+        pred = loss_func2decode(self.loss_func)(raw_pred)
+        classes = getattr(self.data, 'classes', None)
+        y = classes[int(pred)] if classes is not None and pred.numel() == 1 else pred
+        return (xs[0] if len(xs) == 1 else xs, y, pred, raw_pred) if return_x else (y, pred, raw_pred)
+
+    def predict_with_mc_dropout(self, item: Any, with_dropout: bool = True, n_times: int = 10, **kwargs: Any) -> list:
+        "``predict(item)`` ``n_times`` with dropout on (Monte-Carlo dropout)."
+        return [self.predict(item, with_dropout=with_dropout, **kwargs) for _ in range(n_times)]
+
+    def interpret(self, ds_type: DatasetType = DatasetType.Valid) -> Any:
+        "A :class:`~trainlib.v1.interpret.ClassificationInterpretation` of the predictions on ``ds_type``."
+        from .interpret import ClassificationInterpretation
+        return ClassificationInterpretation.from_learner(self, ds_type=ds_type)
+
+    def summary(self, n: int = 70) -> str:
+        "The layers (output shape, parameters, trainable), optimizer, loss and callbacks, as a table ``n`` wide."
+        from .hooks import model_summary
+        return model_summary(self, n)
+
     # ------------------------------------------------------------------ persistence
+    export = _persist.export
+    purge = _persist.purge
+    destroy = _persist.destroy
+
     def save(self, file: Any = None, return_path: bool = False, with_opt: bool = True) -> Any:
         "Save the weights (and optimizer state) to ``path/model_dir/file.pth`` (or a file object), atomically."
         if file is None: raise ValueError('save: give a file name (saved as path/model_dir/<file>.pth) or a file object')
@@ -297,14 +350,20 @@ class Learner(_V1Learner):
 
     def load(self, file: Any = None, device: Any = None, strict: bool = True, with_opt: bool | None = None,
              purge: bool = False, remove_module: bool = False) -> 'Learner':
-        "Load weights saved by :meth:`save` (no code runs: ``weights_only``); the optimizer state too when present."
+        """Load weights saved by :meth:`save` (no code runs: ``weights_only``); the optimizer's running state too
+        when present. As in fastai 1, the hyper-parameters (``opt.lr``, ``mom``...) stay those set last."""
         if file is None: raise ValueError('load: give the file name used with save')
+        if purge: self.purge(clear_opt=bool(with_opt))
         if self.opt is None: self.create_opt(defaults.lr, self.wd)
         if device is None: device = getattr(self.data, 'device', None)
+        hypers = [{k: v for k, v in g.items() if k != 'params'} for g in self.opt.opt.param_groups]
         with warnings.catch_warnings():
             if with_opt is None: warnings.simplefilter('ignore')
             load_model(self._model_file(file), self.model, self.opt, with_opt=with_opt is not False, device=device,
                        strict=strict)
+        groups = self.opt.opt.param_groups          # torch's load_state_dict made new group dicts
+        if len(groups) == len(hypers):
+            for g, h in zip(groups, hypers): g.update(h)
         return self
 
 

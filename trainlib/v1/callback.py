@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import numpy as np
 import torch
 
 from ..events import CancelException
+from ..metrics import func_name
 from ..schedule import annealing_cos, annealing_exp, annealing_linear, annealing_no, annealing_poly
 from ..utils import add_note, camel2snake
 from .core import first_el, is_listy, listify
 from .torch_core import add_metrics
 
-__all__ = ['Callback', 'CallbackHandler', 'SmoothenValue', 'AverageMetric', 'V1ReturnError', 'V1StateKeyError',
+__all__ = ['Callback', 'CallbackList', 'CallbackHandler', 'SmoothenValue', 'AverageMetric', 'V1ReturnError', 'V1StateKeyError',
            'V1_EVENTS', 'overridden_events', 'weighted_loss_mean', 'is_v1_callback', 'Scheduler', 'Stepper', 'annealing_no',
            'annealing_linear', 'annealing_exp', 'annealing_cos', 'annealing_poly']
 
@@ -95,6 +95,9 @@ class Callback:
         return '\n'.join([type(self).__name__] + lines)
 
 
+CallbackList = Collection[Callback]
+"fastai 1's type of a list of callbacks."
+
 _BASE_METHODS = {ev: getattr(Callback, f'on_{ev}') for ev in V1_EVENTS}
 
 
@@ -129,15 +132,10 @@ def weighted_loss_mean(losses: list, nums: list) -> np.float32:
     return (values * sizes).sum() / sizes.sum()
 
 
-def _func_name(f: Any) -> str:
-    while isinstance(f, partial): f = f.func
-    return getattr(f, '__name__', type(f).__name__)
-
-
 class AverageMetric(Callback):
     "Wrap ``func(output, *targets)`` as a metric: its batch-size-weighted mean over the validation set."
     def __init__(self, func: Callable) -> None:
-        self.func, self.name = func, _func_name(func)
+        self.func, self.name = func, func_name(func)
 
     def on_epoch_begin(self, **kwargs: Any) -> None:
         self.val, self.count = 0., 0

@@ -2,6 +2,10 @@
 
 They behave as in fastai 1.0.61 (tests/golden/fa1_helpers.txt records the oracle's answers); where fastai
 fails on an edge case (``even_mults`` with one step, ``func_args`` on a ``partial``) these work instead.
+``noop``, ``camel2snake`` and ``even_mults`` are :mod:`trainlib.utils`'. ``listify`` and ``is_listy`` differ
+from the core's on purpose: fastai-1 code relies on ``listify`` splitting a 1-d tensor or array into its
+items (``add_metrics`` makes one column per element) and on ``listify(p, q)`` repeating ``p`` to ``q``'s
+length; ``is_listy`` is True for lists and tuples only (the core's also for a range).
 """
 from __future__ import annotations
 

@@ -3,6 +3,16 @@
 Nested batches are walked like fastai 1 walks them: lists and tuples (which come back as lists) and dicts.
 Where fastai fails on a leaf that is not a tensor (``to_device``/``to_half``/``to_float`` on an int) these
 pass it through unchanged.
+
+One helper of each kind: ``split_no_wd_params``, ``bias_types`` and ``no_wd_types`` are
+:mod:`trainlib.optim`'s, ``set_bn_eval`` is :mod:`trainlib.callbacks.training`'s (a layer counts as frozen
+when all its parameters are; one without parameters is skipped, where fastai 1 fails), ``flatten_check``
+is :mod:`trainlib.metrics`' (a ValueError where fastai 1 asserts) and ``trainable_params`` is
+:mod:`trainlib.utils`'. The helpers defined here that share a name with a core helper differ from it on
+purpose, as fastai 1 does: ``to_detach``/``to_cpu``/``to_device`` give tuples back as lists,
+``to_device(b)`` moves to ``defaults.device`` and ``to_cpu`` does not detach (the core's keep tuples,
+leave ``device=None`` alone and detach); ``tensor([])`` is ``tensor(0)`` and int32 data is upgraded
+(the core's ``tensor`` stacks a list of tensors).
 """
 from __future__ import annotations
 
@@ -21,6 +31,9 @@ import torch
 from torch import Tensor, nn, optim
 from torch.utils.data.dataloader import default_collate
 
+from ..callbacks.training import set_bn_eval
+from ..metrics import flatten_check
+from ..optim import bias_types, no_wd_types, split_no_wd_params
 from ..utils import trainable_params
 from .core import ItemBase, PrePostInitMeta, defaults, ifnone, is_listy, is_pathlike, listify, recurse
 
@@ -35,8 +48,6 @@ __all__ = ['bn_types', 'bias_types', 'no_wd_types', 'is_pool_type', 'AdamW', 'te
            'rank_distrib', 'distrib_barrier', 'add_metrics', 'try_save', 'np_func']
 
 bn_types = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-bias_types = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-no_wd_types = bn_types + (nn.LayerNorm,)
 AdamW = functools.partial(optim.Adam, betas=(0.9, 0.99))
 _INT_TYPES = (torch.int64, torch.int32, torch.int16)
 
@@ -185,36 +196,6 @@ def split_model(model: nn.Module | None = None, splits: Any = None) -> list:
 def get_param_groups(layer_groups: Any) -> list:
     "One list of trainable parameters per layer group (taken from each group's children)."
     return [[p for c in g.children() for p in trainable_params(c)] for g in layer_groups]
-
-
-def _unique(ps: list) -> list:
-    seen = set()
-    return [p for p in ps if not (id(p) in seen or seen.add(id(p)))]
-
-
-def split_no_wd_params(layer_groups: Any) -> list:
-    """Two lists per layer group: the parameters that get weight decay, then those that don't (normalisation
-    layers and the biases of linear/conv layers). Order kept, tied parameters once."""
-    out = []
-    for g in layer_groups:
-        decay, no_decay = [], []
-        for c in g.children():
-            ps = trainable_params(c)
-            if isinstance(c, no_wd_types): no_decay += ps
-            elif isinstance(c, bias_types):
-                bias = getattr(c, 'bias', None)
-                decay += [p for p in ps if p is not bias]
-                if bias is not None: no_decay.append(bias)
-            else: decay += ps
-        out += [_unique(decay), _unique(no_decay)]
-    return out
-
-
-def set_bn_eval(m: nn.Module) -> None:
-    "Put every frozen batchnorm layer inside ``m`` (recursively) in eval mode."
-    for layer in m.children():
-        if isinstance(layer, bn_types) and requires_grad(layer) is False: layer.eval()
-        set_bn_eval(layer)
 
 
 def batch_to_half(b: Any) -> list:
@@ -368,15 +349,6 @@ def get_model(model: nn.Module) -> nn.Module:
     "The model inside a ``DataParallel``/``DistributedDataParallel`` wrapper, else ``model``."
     wrappers = (nn.DataParallel, nn.parallel.DistributedDataParallel)
     return model.module if isinstance(model, wrappers) else model
-
-
-def flatten_check(out: Tensor, targ: Tensor) -> tuple:
-    "``out`` and ``targ`` flattened; ValueError if their numbers of elements differ."
-    out, targ = out.contiguous().view(-1), targ.contiguous().view(-1)
-    if len(out) != len(targ):
-        raise ValueError(f'Expected output and target to have the same number of elements but got {len(out)} '
-                         f'and {len(targ)}.')
-    return out, targ
 
 
 def remove_module_load(state_dict: dict) -> OrderedDict:
