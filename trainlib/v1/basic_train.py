@@ -407,7 +407,7 @@ class Recorder(LearnerCallback):
         self.losses.append(smooth_loss)
         self.learn.smooth_loss = smooth_loss
 
-    def on_epoch_end(self, epoch: int, num_batch: int, smooth_loss: Any, last_metrics: Any, **kwargs: Any) -> None:
+    def on_epoch_end(self, epoch: int, num_batch: int, last_metrics: Any, smooth_loss: Any = None, **kwargs: Any) -> None:
         self.nb_batches.append(num_batch)
         last_metrics = [None] if last_metrics is None else last_metrics
         self.val_losses.append(last_metrics[0])
