@@ -29,17 +29,17 @@ def loaders(bs=2):
 
 def v2_learner(cbs=None, **kwargs):
     "A v2 Learner (its default callbacks: TrainEval, Recorder, CastToTensor, Progress), plain SGD, quiet."
-    learn = trainlib.Learner(trainlib.DataLoaders(*loaders(), device='cpu'), model(), loss_func=nn.MSELoss(),
-                             opt_func=partial(trainlib.SGD, mom=0.), lr=LR, cbs=cbs, **kwargs)
-    learn.logger = lambda *a: None
+    kw = dict(loss_func=nn.MSELoss(), opt_func=partial(trainlib.SGD, mom=0.), lr=LR, cbs=cbs)
+    learn = trainlib.Learner(trainlib.DataLoaders(*loaders(), device='cpu'), model(), **{**kw, **kwargs})
+    learn.logger = trainlib.noop                      # no table: ProgressCallback prints nothing either
     return learn
 
 
 def v1_learner(callbacks=None, **kwargs):
     "A v1 Learner (v1 Recorder from callback_fns), plain torch SGD without weight decay, silent."
     data = v1.DataBunch(*loaders(), device='cpu')
-    return v1.Learner(data, model(), opt_func=torch.optim.SGD, loss_func=nn.MSELoss(), wd=0., true_wd=False,
-                      silent=True, callbacks=callbacks, **kwargs)
+    kw = dict(opt_func=torch.optim.SGD, loss_func=nn.MSELoss(), wd=0., true_wd=False, silent=True, callbacks=callbacks)
+    return v1.Learner(data, model(), **{**kw, **kwargs})
 
 
 def fit(learn, n_epoch=1, cbs=None):
