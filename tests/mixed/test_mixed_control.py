@@ -9,7 +9,7 @@ import trainlib.v1 as v1
 from trainlib import (CancelBackwardException, CancelBatchException, CancelEpochException, CancelFitException,
                       CancelStepException, CancelTrainException, CancelValidException)
 
-from mixed_setup import LR, TRAIN_X, TRAIN_Y, W0, fit, v1_learner, v2_learner, weight
+from mixed_setup import LR, TRAIN_X, TRAIN_Y, VALID_X, VALID_Y, W0, fit, v1_learner, v2_learner, weight
 
 BOTH = pytest.mark.parametrize('make', [v2_learner, v1_learner], ids=['v2-Learner', 'v1-Learner'])
 FLAGS = ('train', 'skip_bwd', 'skip_step', 'skip_zero', 'stop_epoch')
@@ -203,3 +203,15 @@ def test_a_v1_callback_may_raise_a_cancel_exception_too(make):
     ev = v2_events(trace)
     assert ev[ev.index('before_batch'):][:3] == ['before_batch', 'after_cancel_batch', 'after_batch']
     assert weight(learn) == W0
+
+
+def test_a_v2_learners_validate_is_a_v1_validate_for_v1_callbacks():
+    "learn.validate() on a v2 Learner: v1 callbacks get fastai 1's validate events; their stop_training stops nothing."
+    trace = []
+    learn = v2_learner(cbs=[V1Trace(trace, epoch_end=lambda s: {'stop_training': True})])
+    res = learn.validate()
+    assert [t[1] for t in trace] == ['train_begin', 'epoch_begin', 'batch_begin', 'batch_end', 'epoch_end']
+    assert res[0] == pytest.approx(F.mse_loss(VALID_X * W0, VALID_Y).item())
+    trace.clear()
+    fit(learn, 2)                                      # a fit: on_train_end, and stop_training stops it
+    assert v1_events(trace, 'train_end') == [(1, True, False)]

@@ -228,6 +228,19 @@ class V1Run:
         self.batch_open = self.epoch_open = False     # on_batch_end / on_epoch_end began and V1DriverEnd has not closed it
         self.reached = ''                             # how far the current training batch got: '', 'backward', 'step'
         self.quiet_cancel = False                     # the bridge itself cancels validation, not a v1 stop_epoch
+        self.epochs = 0                               # before_epoch events seen, and whether one had a training phase
+        self.trained = False
+
+    @property
+    def evaluating(self) -> bool:
+        """A v2 Learner's ``validate``/``get_preds`` (an auto run with epochs but no training phase): v1 callbacks get
+        what fastai 1's ``Learner.validate`` gives them, so no on_train_end, and stop_training stops nothing."""
+        return self.auto and self.epochs > 0 and not self.trained
+
+    @property
+    def ends_training(self) -> bool:
+        "Whether v1 callbacks get on_train_end: a fit that is not an evaluation."
+        return self.mode == 'fit' and not self.evaluating
 
     def close_batch(self) -> bool:
         "After on_batch_end: the v1 counters (once); returns stop_epoch."
@@ -291,12 +304,15 @@ class V1Driver(CoreCallback):
     def before_epoch(self) -> None:
         run = self.current
         run.val_losses, run.val_nums = [], []
+        run.epochs += 1
         if run.mode == 'fit':
             model = self.learn.model
             model.train()
             run.modules = list(model.modules())
             run.modes = [m.training for m in run.modules]
         run.handler.begin_epoch_begin()
+
+    def before_train(self) -> None: self.current.trained = True      # (a fit, even if this phase gets cancelled)
 
     def before_batch(self) -> None:
         run = self.current
@@ -389,7 +405,7 @@ class V1Driver(CoreCallback):
         if exc is None:                   # a Cancel exception skipped V1DriverEnd: count what v1 would have counted
             run.close_batch()
             run.close_epoch()
-        if run.mode != 'fit': return
+        if not run.ends_training: return
         run.handler.begin_train_end(exc if isinstance(exc, Exception) else False)
 
 
@@ -432,7 +448,7 @@ class V1DriverEnd(CoreCallback):
 
     def after_epoch(self) -> None:
         run = self.driver.current
-        if run.close_epoch() and run.mode == 'fit': raise CancelFitException
+        if run.close_epoch() and run.ends_training: raise CancelFitException
 
     def after_fit(self) -> None:
         run = self.driver.current
@@ -497,7 +513,7 @@ class V1Adapter(CoreCallback):
         elif ev == 'train_end':
             def call() -> None:
                 run = self._driver.current
-                if self in run.active and run.mode == 'fit': run.handler._call(cb, ev)
+                if self in run.active and run.ends_training: run.handler._call(cb, ev)
         return call
 
     def __repr__(self) -> str: return f'{type(self.cb).__name__}(v1)'
