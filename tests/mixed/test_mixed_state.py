@@ -171,3 +171,17 @@ def test_v1_sees_a_v2_fastbook_style_loss_change():
     raw = F.mse_loss(TRAIN_X[:2] * W0, TRAIN_Y[:2])
     assert seen[0].item() == pytest.approx(raw.item() + 1)
     assert len(seen) == 2                              # two training batches
+
+
+def test_v2_trackers_and_loggers_work_on_a_v1_learner(capsys):
+    "They read the v1 Recorder's row (values, metric_names) and get it as a logger row, as from the v2 Recorder."
+    learn = v1_learner(callbacks=[trainlib.SaveModelCallback(), trainlib.EarlyStoppingCallback(patience=1)],
+                       callback_fns=[trainlib.CSVLogger])
+    learn.fit(4, 0.3)                                  # too high an lr: the validation loss gets worse at once
+    rows = [line.split(',') for line in open('history.csv').read().splitlines()]
+    assert rows[0] == ['epoch', 'train_loss', 'valid_loss', 'time'] and len(rows) == 3
+    assert [float(r[2]) for r in rows[1:]] == pytest.approx([v for _, v in learn.recorder.values])
+    assert float(learn.recorder.val_losses[0]) < float(learn.recorder.val_losses[1])
+    out = capsys.readouterr().out
+    assert 'Better model found at epoch 0' in out and 'No improvement since epoch 0: early stopping' in out
+    torch.testing.assert_close(learn.model.weight, torch.load('models/model.pth', weights_only=True)['weight'])

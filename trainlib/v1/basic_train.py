@@ -147,6 +147,7 @@ class _V1Learner(CoreLearner):
 
     def _v1_setup(self) -> None:
         self.add_cb(TrainEvalCallback())
+        self.logger = noop              # the v1 Recorder prints the table; v2 loggers (CSVLogger) get its rows here
 
     @property
     def data(self) -> Any:
@@ -363,7 +364,8 @@ class Recorder(LearnerCallback):
 
     Its v2 face, for v2 callbacks (trackers, loggers) on a fastai-1 Learner: ``values`` (one row
     ``[train_loss, valid_loss, *metrics]`` of numbers per epoch, the row it prints), ``metric_names``
-    (= ``names``), ``iters``, and it sets ``learn.final_record`` (each epoch) and ``learn.smooth_loss`` (each batch)."""
+    (= ``names``), ``iters``; it sets ``learn.final_record`` (each epoch) and ``learn.smooth_loss`` (each
+    batch), and hands ``[epoch, *row, time]`` to ``learn.logger`` (a no-op unless a v2 logger is there)."""
     _order = -10
 
     def __init__(self, learn: Any, add_time: bool = True, silent: bool = False) -> None:
@@ -415,6 +417,8 @@ class Recorder(LearnerCallback):
         self.values.append([_number(v) for v in [smooth_loss, *last_metrics]])     # one host read per epoch
         self.iters.append(sum(self.nb_batches))
         self.learn.final_record = list(self.values[-1])
+        took = [format_time(time.time() - self.start_epoch)] if self.add_time else []
+        self.learn.logger([epoch, *self.values[-1], *took])          # for v2 loggers, as the v2 Recorder does
         self.format_stats([epoch, smooth_loss] + list(last_metrics))
 
     def format_stats(self, stats: list) -> None:
