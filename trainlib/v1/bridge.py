@@ -117,15 +117,6 @@ class LearnerState(MutableMapping):
         self._version0 = learn.loss._version if isinstance(learn.loss, torch.Tensor) else None
         self._views.add('last_loss')
 
-    def _loss_to_backward(self) -> Any:
-        """The loss backward will use: ``loss_grad``, or ``learn.loss`` when a v2 callback replaced or modified
-        it in after_loss (with a graph) and left ``loss_grad`` alone (the loop then back-propagates it)."""
-        learn, loss = self.learn, self.learn.loss
-        if learn.loss_grad is self._grad0 and isinstance(loss, torch.Tensor) and loss.requires_grad and \
-                (loss is not self._loss0 or loss._version != self._version0):
-            return loss
-        return learn.loss_grad
-
     def show(self, *keys: str) -> None:
         "Make view keys part of the state (v1 writes them at this point)."
         self._views.update(keys)
@@ -142,8 +133,14 @@ class LearnerState(MutableMapping):
         if k == 'last_target': return _unwrap(learn.yb)
         if k == 'last_output': return learn.pred
         if self.loss_is_output: return self._output_loss
-        if self.grad_phase: return self._loss_to_backward()
         loss = learn.loss
+        if self.grad_phase:
+            # What backward will use: loss_grad, or learn.loss when a v2 callback replaced or modified it (with
+            # a graph) in after_loss and left loss_grad alone (the loop then back-propagates it).
+            grad = learn.loss_grad
+            if grad is not self._grad0 or (loss is self._loss0 and (loss is None or loss._version == self._version0)):
+                return grad
+            return loss if isinstance(loss, torch.Tensor) and loss.requires_grad else grad
         return loss.detach() if isinstance(loss, torch.Tensor) else loss
 
     def _set_view(self, k: str, v: Any) -> None:
@@ -184,7 +181,7 @@ class LearnerState(MutableMapping):
     def copy(self) -> dict:
         "A plain dict of the current state (what a callback receives as keyword arguments)."
         d = self._own.copy()
-        if 'skip_zero' in d: d['skip_zero'] = self['skip_zero']
+        if self.learn.skip_zero_grad and 'skip_zero' in d: d['skip_zero'] = True
         for k in self._views: d[k] = self._get_view(k)
         return d
 
