@@ -41,7 +41,10 @@ def test_a_v2_learner_takes_v1_callbacks_in_every_form():
     assert isinstance(learn.remember, Remember) and learn.remember.learn is learn
     log.clear()
     learn.fit_one_cycle(1, 0.1, cbs=[partial(Remember, log=log, tag='one_cycle')])
-    assert sorted(log) == ['class', 'instance', 'one_cycle', 'partial']    # fit-cbs left with its fit
+    assert sorted(log) == ['class', 'instance', 'one_cycle', 'partial']    # fitcbs left with its fit
+    log.clear()
+    learn.lr_find(num_it=4, show_plot=False, suggest_funcs=None)            # attached v1 callbacks take part
+    assert sorted(log) == ['class', 'instance', 'partial']
 
 
 def test_a_v1_learner_takes_v2_callbacks_in_every_form():
