@@ -36,7 +36,8 @@ class CallbackError(TypeError, AssertionError):
 class Callback:
     """Base class of the v2 callbacks: implement events as methods, e.g. ``def after_batch(self)``.
 
-    Class attributes: ``order`` (lower runs first), ``run_before``/``run_after`` (callback classes,
+    Class attributes: ``order`` (lower runs first; fastai-1 callbacks share the scale at ``55 + _order``,
+    see :mod:`trainlib.events`), ``run_before``/``run_after`` (callback classes of either generation,
     or their names, this one must precede/follow), ``run`` (False silences the callback until the
     end of the fit), ``run_train``/``run_valid`` (whether batch-level events fire in each phase).
     """
