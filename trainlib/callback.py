@@ -19,7 +19,7 @@ from .events import EVENTS, INNER_LOOP_EVENTS, LEGACY_EVENT_NAMES
 from .utils import class2attr
 
 __all__ = ['Callback', 'CallbackError', 'sort_callbacks', 'build_dispatch', 'validate_callback',
-           'event_method']
+           'event_method', 'unwrap_callback']
 
 _CONTROL_ATTRS = frozenset(('run', 'run_train', 'run_valid', 'order', 'run_before', 'run_after'))
 _V1_EVENT_HINTS = {'on_train_begin': 'before_fit', 'on_epoch_begin': 'before_epoch',
@@ -36,7 +36,8 @@ class CallbackError(TypeError, AssertionError):
 class Callback:
     """Base class of the v2 callbacks: implement events as methods, e.g. ``def after_batch(self)``.
 
-    Class attributes: ``order`` (lower runs first), ``run_before``/``run_after`` (callback classes,
+    Class attributes: ``order`` (lower runs first; fastai-1 callbacks share the scale at ``55 + _order``,
+    see :mod:`trainlib.events`), ``run_before``/``run_after`` (callback classes of either generation,
     or their names, this one must precede/follow), ``run`` (False silences the callback until the
     end of the fit), ``run_train``/``run_valid`` (whether batch-level events fire in each phase).
     """
@@ -128,8 +129,15 @@ def event_method(cb: Any, event: str) -> Callable | None:
 _OLD_NAME = {new: old for old, new in LEGACY_EVENT_NAMES.items()}
 
 
+def unwrap_callback(cb: Any) -> Any:
+    """What a Learner callback stands for: the callback an adapter wraps (its ``__wrapped__``, e.g. a
+    fastai-1 callback inside a ``V1Adapter``), else the callback itself."""
+    return getattr(cb, '__dict__', {}).get('__wrapped__', cb)
+
+
 def _cb_label(cb: Any) -> str:
-    return type(cb).__name__
+    "How errors and ``show_training_loop`` name a callback: its class, or the adapter's own repr (``OldCb(v1)``)."
+    return type(cb).__name__ if unwrap_callback(cb) is cb else repr(cb)
 
 
 def validate_callback(cb: Any) -> None:
@@ -187,9 +195,11 @@ def _check_event_signature(cb: Any, label: str, name: str) -> None:
 
 
 def _matches(cb: Any, ref: Any) -> bool:
-    if isinstance(ref, str): return type(cb).__name__ == ref or getattr(cb, 'name', None) == ref
-    if isinstance(ref, type): return isinstance(cb, ref)
-    return cb is ref
+    "Does ``ref`` (a class, a class name, an instance) designate ``cb`` or the callback it wraps?"
+    inner = unwrap_callback(cb)
+    if isinstance(ref, str): return type(inner).__name__ == ref or getattr(cb, 'name', None) == ref
+    if isinstance(ref, type): return isinstance(inner, ref)
+    return cb is ref or inner is ref
 
 
 def sort_callbacks(cbs: list) -> list:

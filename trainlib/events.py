@@ -52,6 +52,39 @@ original exception is then re-raised unchanged, with a note naming the callback 
 
 The names of the fastbook chapter (``begin_fit``, ``begin_epoch``, ``begin_train``,
 ``begin_batch``, ``begin_validate``) still work as method names, with a DeprecationWarning.
+
+Order: in every event the callbacks run by ``order`` (lower first; ties keep the order they were
+added in), moved as little as ``run_before``/``run_after`` require. fastai-1 callbacks
+(:mod:`trainlib.v1`) sit on the same scale: one with ``_order = k`` runs at ``order = 55 + k``, so
+each generation keeps its own arrangement (v1: metrics first, the v1 Recorder before the others;
+v2: TrainEval, Recorder, then Progress, schedulers and trackers) and the two interleave usefully:
+
+=======  ===========================================  =============================================
+order    v2 callbacks (``trainlib``)                  v1 callbacks (``trainlib.v1``, ``_order``)
+=======  ===========================================  =============================================
+-inf                                                  the v1 state is written; v1 metrics run
+-20      ActivationStats
+-10      TrainEvalCallback
+-9       TerminateOnNaNCallback
+0        a v2 callback's default
+5 .. 11  GatherPreds 5, GradientAccumulation 6,
+         CastToTensor 9, MixedPrecision 10,
+         GradientClip 11
+35                                                    TrackEpochCallback, LossMetrics (-20)
+45                                                    Recorder (-10): sees smooth_loss and the
+                                                      metrics before the callbacks below it
+50       Recorder: logs the epoch's row
+55                                                    a v1 callback's default (0): it sees the v2
+                                                      Recorder's row, and its lr changes at
+                                                      on_batch_end come after the v2 Recorder took
+                                                      the batch's lr
+60 .. 63 ProgressCallback, ParamScheduler, LRFinder,
+         CSVLogger 60; trackers 60-63 (they read the
+         row of either Recorder)
+70       SkipToEpoch
+1054                                                  MixedPrecision (999)
++inf                                                  v1 counters; v1 flags become Cancel exceptions
+=======  ===========================================  =============================================
 """
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
-from .callback import Callback, CallbackError, build_dispatch, event_method, sort_callbacks, validate_callback
+from .callback import (Callback, CallbackError, _cb_label, build_dispatch, event_method, sort_callbacks, unwrap_callback,
+                       validate_callback)
 from .callbacks.core import CastToTensor, SkipToEpoch, TrainEvalCallback
 from .callbacks.fp16 import MixedPrecision
 from .callbacks.preds import GatherPredsCallback
@@ -36,9 +37,10 @@ __all__ = ['Learner', 'load_learner', 'callback_adapters']
 
 defaults.callbacks = [TrainEvalCallback, Recorder, CastToTensor, ProgressCallback]
 
-callback_adapters: list[Callable[[Any], Callback | None]] = []
-"""Functions tried, in order, on an object handed to ``cbs=`` that is not a v2 Callback: each returns
-a Callback for it or None. ``trainlib.v1`` registers the one that wraps fastai-1 callbacks."""
+callback_adapters: list[Callable[[Any, Any], Callback | None]] = []
+"""Functions ``adapt(obj, learn)`` tried, in order, on an object handed to ``cbs=`` that is not a v2
+Callback: each returns a Callback for it or None. ``trainlib.v1`` registers the one that wraps fastai-1
+callbacks (instances, classes, and ``callback_fns``-style callables taking the Learner)."""
 
 _EVENT_SET = frozenset(EVENTS)
 _LOOP_STATE = ('dl', 'xb', 'yb', 'pred', 'loss', 'loss_grad', 'iter', 'n_iter', 'training', 'epoch', 'n_epoch',
@@ -135,33 +137,38 @@ class Learner:
         if isinstance(cb, type) and issubclass(cb, Callback): return cb()
         if isinstance(cb, Callback): return cb
         for adapt in callback_adapters:
-            res = adapt(cb)
+            res = adapt(cb, self)
             if res is not None: return res
         if _looks_like_v1(cb):
             from .v1 import bridge  # noqa: F401  (registers its adapter)
             for adapt in callback_adapters:
-                res = adapt(cb)
+                res = adapt(cb, self)
                 if res is not None: return res
         raise CallbackError(f'cbs: expected a Callback (an instance or a subclass of trainlib.Callback), '
                             f'got {cb!r} of type {type(cb).__name__}')
 
     def _register_name(self, cb: Callback) -> None:
-        name = cb.name
+        self._check_name(cb.name, unwrap_callback(cb), _cb_label(cb))
+
+    def _check_name(self, name: Any, owner: Any, label: str) -> None:
+        """Raise :class:`CallbackError` unless callback ``owner`` (of either generation, named ``label`` in
+        errors) may become ``learn.<name>``: a free name, its own, or one held by a callback no longer attached."""
         if not isinstance(name, str) or not name.isidentifier():
-            raise CallbackError(f'callback `{type(cb).__name__}`: its name {name!r} is not a valid attribute name')
+            raise CallbackError(f'callback `{label}`: its name {name!r} is not a valid attribute name')
         if hasattr(type(self), name):
-            raise CallbackError(f'callback `{type(cb).__name__}` would be registered as `learn.{name}`, which is '
+            raise CallbackError(f'callback `{label}` would be registered as `learn.{name}`, which is '
                                 f'a Learner {"property" if isinstance(getattr(type(self), name), property) else "method"}; '
                                 f'give the class another name or set `name = "..."` on it')
-        if name not in self.__dict__: return
-        old = self.__dict__[name]
-        if not isinstance(old, Callback):       # learn.opt, learn.loss ... (even while they are None)
-            raise CallbackError(f'callback `{type(cb).__name__}` would be registered as `learn.{name}`, which '
-                                f'already holds the Learner state {"None" if old is None else type(old).__name__}; '
-                                f'rename the callback')
-        if type(old) is not type(cb) and old in self.cbs:
-            raise CallbackError(f'callbacks `{type(old).__name__}` and `{type(cb).__name__}` both want to be '
-                                f'`learn.{name}`; give one of them another `name`')
+        old = self.__dict__.get(name, owner)
+        if old is owner: return
+        live = next((c for c in self.cbs if unwrap_callback(c) is old), None)
+        if live is None:
+            if isinstance(old, Callback) or _looks_like_v1(old): return    # a callback no longer attached
+            raise CallbackError(f'callback `{label}` would be registered as `learn.{name}`, which already holds '
+                                f'the Learner state {"None" if old is None else type(old).__name__}; rename the callback')
+        if type(old) is not type(owner):
+            raise CallbackError(f'callbacks `{_cb_label(live)}` and `{label}` both want to be `learn.{name}`; give one '
+                                f'of them another `name` (a fastai-1 callback: another class name), or remove one')
 
     def add_cb(self, cb: Any) -> 'Learner':
         "Add a callback (an instance, or a class to instantiate) and register it as ``learn.<cb.name>``."
@@ -170,7 +177,7 @@ class Learner:
         self._register_name(cb)
         sort_callbacks(self.cbs + [cb])           # a run_before/run_after cycle fails here, before anything changes
         object.__setattr__(cb, 'learn', self)
-        self.__dict__[cb.name] = cb
+        self.__dict__[cb.name] = unwrap_callback(cb)
         self.cbs.append(cb)
         self._callbacks_changed()
         return self
@@ -188,10 +195,11 @@ class Learner:
         if cb in self.cbs:
             self.cbs.remove(cb)
             name = cb.name
-            if self.__dict__.get(name) is cb:
+            # A fastai-1 LearnerCallback (``keeps_name``) stays ``learn.<name>`` after it is removed, as in fastai 1.
+            if self.__dict__.get(name) is unwrap_callback(cb) and not cb.__dict__.get('keeps_name', False):
                 del self.__dict__[name]
                 same = [c for c in self.cbs if c.name == name]
-                if same: self.__dict__[name] = same[-1]
+                if same: self.__dict__[name] = unwrap_callback(same[-1])
             object.__setattr__(cb, 'learn', None)
             self._callbacks_changed()
         return self
@@ -233,7 +241,8 @@ class Learner:
         return [cb for cb in sort_callbacks(self.cbs) if event_method(cb, event) is not None]
 
     def show_training_loop(self) -> None:
-        "Print the loop with, at each event, the callbacks that run there."
+        """Print the loop with, at each event, the callbacks that run there (fastai-1 callbacks as
+        ``OldCb(v1)`` under the event their method maps to; internal ones, named ``_...``, are left out)."""
         indent = 0
         for step in _LOOP_OUTLINE:
             if step.startswith('Start'):
@@ -242,7 +251,7 @@ class Learner:
                 indent -= 2; print(f'{" " * indent}{step}')
             elif step.startswith('**'):
                 print(f'{" " * indent} - {step}: []')
-            else: print(f'{" " * indent} - {step:15}:', self.ordered_cbs(step))
+            else: print(f'{" " * indent} - {step:15}:', [c for c in self.ordered_cbs(step) if not c.name.startswith('_')])
 
     # ================================================================== dispatch
     def __call__(self, event_name: Any) -> None:

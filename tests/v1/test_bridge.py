@@ -48,7 +48,7 @@ def test_no_host_sync_per_batch_in_a_v1_fit(monkeypatch):
     calls = count_host_reads(monkeypatch)
     learn = tl.learner(metrics=[accuracy])
     learn.fit(2)                                        # 2 epochs x (4 train + 2 valid) batches
-    assert calls == ['cpu', 'numpy'] * 2
+    assert calls == ['cpu', 'numpy', 'item', 'item'] * 2      # per epoch: the valid loss, the Recorder's row as numbers
 
 
 def test_learn_validate_inside_a_fit_is_a_run_of_its_own():

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..callback import CallbackError
 from ..callbacks.core import TrainEvalCallback
 from ..learner import Learner as CoreLearner
 from ..optim import OptimWrapper
@@ -36,7 +37,7 @@ from ..utils import camel2snake, noop, slice_values, to_detach, to_device
 from .basic_data import DataBunch, DatasetType
 from . import persist as _persist
 from .persist import load_learner
-from .bridge import V1Bar, run_v1
+from .bridge import V1Bar, made_class, make_callback, run_v1
 from .callback import Callback, CallbackHandler, weighted_loss_mean
 from .core import defaults, first_el, is_listy, listify
 from .torch_core import AdamW, NoneReduceOnCPU, bn_types, flatten_model, requires_grad, split_model
@@ -167,6 +168,7 @@ class _V1Learner(CoreLearner):
 
     def _v1_setup(self) -> None:
         self.add_cb(TrainEvalCallback())
+        self.logger = noop              # the v1 Recorder prints the table; v2 loggers (CSVLogger) get its rows here
 
     @property
     def data(self) -> Any:
@@ -219,7 +221,16 @@ class Learner(_V1Learner):
 
     # ------------------------------------------------------------------ training
     def _instantiate_fns(self) -> list:
-        return [f(self) for f in self.callback_fns + list(listify(defaults.extra_callback_fns))]
+        return [make_callback(f, self) for f in self.callback_fns + list(listify(defaults.extra_callback_fns))]
+
+    def _check_name(self, name: Any, owner: Any, label: str) -> None:
+        super()._check_name(name, owner, label)
+        for f in self.__dict__.get('callback_fns', []):     # names its callback_fns take at every fit (learn.recorder)
+            cls = made_class(f)
+            if hasattr(cls, 'cb_name') and camel2snake(cls.__name__) == name and not isinstance(owner, cls):
+                raise CallbackError(f'callback `{label}` would be registered as `learn.{name}`, which this fastai-1 '
+                                    f'Learner gives to the `{cls.__name__}(v1)` its callback_fns make at every fit; '
+                                    f'give the callback another name')
 
     def fit(self, epochs: int, lr: Any = defaults.lr, wd: Any = None, callbacks: Any = None) -> None:
         "Train for ``epochs`` epochs at ``lr`` (a float, one per layer group, or a slice) with weight decay ``wd``."
@@ -375,6 +386,7 @@ class LearnerCallback(Callback):
     def __init__(self, learn: Any) -> None:
         self.learn = learn
         self.exclude, self.not_min = ['_learn'], []
+        if isinstance(learn, CoreLearner): learn._check_name(self.cb_name, self, f'{type(self).__name__}(v1)')
         setattr(learn, self.cb_name, self)
 
     @property
@@ -413,7 +425,12 @@ class Recorder(LearnerCallback):
     """Record losses, lrs, momentums and metrics of a fit, and print the epoch table (``_order`` -10).
 
     ``losses`` holds the smoothed training loss of every batch (device tensors), ``val_losses`` and
-    ``metrics`` one entry per epoch, ``nb_batches`` the training batches of each epoch."""
+    ``metrics`` one entry per epoch, ``nb_batches`` the training batches of each epoch.
+
+    Its v2 face, for v2 callbacks (trackers, loggers) on a fastai-1 Learner: ``values`` (one row
+    ``[train_loss, valid_loss, *metrics]`` of numbers per epoch, the row it prints), ``metric_names``
+    (= ``names``), ``iters``; it sets ``learn.final_record`` (each epoch) and ``learn.smooth_loss`` (each
+    batch), and hands ``[epoch, *row, time]`` to ``learn.logger`` (a no-op unless a v2 logger is there)."""
     _order = -10
 
     def __init__(self, learn: Any, add_time: bool = True, silent: bool = False) -> None:
@@ -437,7 +454,13 @@ class Recorder(LearnerCallback):
         self.names = ['epoch', 'train_loss', 'valid_loss'] + self.metrics_names + (['time'] if self.add_time else [])
         if not self.silent and pbar is not None: pbar.write(self.names, table=True)
         self.losses, self.val_losses, self.lrs, self.moms, self.metrics, self.nb_batches = [], [], [], [], [], []
+        self.values, self.iters = [], []
         self.start_epoch = time.time()
+
+    @property
+    def metric_names(self) -> list:
+        "The v2 name of ``names``: the table's columns."
+        return self.__dict__.get('names', [])
 
     def on_epoch_begin(self, **kwargs: Any) -> None:
         self.start_epoch = time.time()
@@ -449,12 +472,18 @@ class Recorder(LearnerCallback):
 
     def on_backward_begin(self, smooth_loss: Any, **kwargs: Any) -> None:
         self.losses.append(smooth_loss)
+        self.learn.smooth_loss = smooth_loss
 
-    def on_epoch_end(self, epoch: int, num_batch: int, smooth_loss: Any, last_metrics: Any, **kwargs: Any) -> None:
+    def on_epoch_end(self, epoch: int, num_batch: int, last_metrics: Any, smooth_loss: Any = None, **kwargs: Any) -> None:
         self.nb_batches.append(num_batch)
         last_metrics = [None] if last_metrics is None else last_metrics
         self.val_losses.append(last_metrics[0])
         if len(last_metrics) > 1: self.metrics.append(last_metrics[1:])
+        self.values.append([_number(v) for v in [smooth_loss, *last_metrics]])     # one host read per epoch
+        self.iters.append(sum(self.nb_batches))
+        self.learn.final_record = list(self.values[-1])
+        took = [format_time(time.time() - self.start_epoch)] if self.add_time else []
+        self.learn.logger([epoch, *self.values[-1], *took])          # for v2 loggers, as the v2 Recorder does
         self.format_stats([epoch, smooth_loss] + list(last_metrics))
 
     def format_stats(self, stats: list) -> None:
@@ -543,6 +572,12 @@ class Recorder(LearnerCallback):
             ax.set_xlabel('Batches processed')
             if show_grid: ax.grid(True)
         return self._done(fig, return_fig)
+
+
+def _number(v: Any) -> Any:
+    "A one-element tensor or numpy scalar as a Python number; anything else as it is."
+    if isinstance(v, torch.Tensor) and v.numel() == 1: return v.item()
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _trim(vals: list, skip_start: int, skip_end: int) -> list:

@@ -28,26 +28,59 @@ How it works (the contract later v1 code builds on):
   passes to ``model(*xb)``); setting a list or tuple sets several inputs. The same holds for targets.
 - ``smooth_loss`` and ``last_loss`` stay on the device: nothing here reads a tensor back to the host per
   batch. The validation loss is the batch-size-weighted mean of the batch losses, read once per epoch.
+
+Both generations in one fit (see MIGRATION.md, "Old and new callbacks together"):
+
+- One order scale, the core ``order``: a v1 callback runs at ``V1_ORDER_OFFSET + _order`` (55 + _order), so
+  a default v1 callback (0 -> 55) runs after the v2 Recorder (50) and before Progress/schedulers/trackers
+  (60), and the v1 Recorder (-10 -> 45) before the v2 callbacks that read the epoch's row (order > 45).
+- ``learn.<name>``: a v1 callback is registered as ``camel2snake(its class)`` (``recorder``,
+  ``one_cycle_scheduler``); two callbacks of different classes wanting one name is a CallbackError.
+  ``run_before``/``run_after`` may name a class of either generation.
+- What a v2 callback cancels, v1 callbacks see as their flags: a cancelled backward, step or batch sets
+  ``skip_bwd``/``skip_step``/``skip_zero``; a cancelled phase or epoch ``stop_epoch``; a cancelled fit
+  ``stop_training``. A batch cancelled by a v2 callback still ends for v1 (on_batch_end, counters), as
+  ``after_batch`` runs for v2 callbacks. Counters stay right when a Cancel exception skips the rest of an event.
+- Metrics: on a v2 Learner the v2 metrics (computed by the v2 Recorder) are the v1 run's metrics, so
+  ``last_metrics`` is ``[valid_loss, *learn.metrics values]``; a v2 metric object in a v1 Learner's
+  ``metrics`` is driven as a v1 metric. v2 callbacks on a v1 Learner read the v1 Recorder's row through
+  its v2 face (``recorder.values``, ``metric_names``, ``learn.final_record``, ``learn.smooth_loss``).
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import MutableMapping
+from functools import partial
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
 import torch
 
 from .. import learner as core_learner
-from ..callback import Callback as CoreCallback, sort_callbacks
+from ..callback import Callback as CoreCallback, CallbackError, sort_callbacks
 from ..events import (CancelBackwardException, CancelFitException, CancelStepException, CancelTrainException,
                       CancelValidException)
 from ..progress import format_row
-from ..utils import is_listy
-from .callback import CallbackHandler, is_v1_callback, overridden_events, weighted_loss_mean
+from ..recorder import Recorder as CoreRecorder
+from ..utils import camel2snake, is_listy
+from .callback import Callback, CallbackHandler, is_v1_callback, overridden_events, weighted_loss_mean
+from .torch_core import add_metrics
 
-__all__ = ['LearnerState', 'V1Run', 'V1Adapter', 'V1Driver', 'V1DriverEnd', 'V1Bar', 'run_v1', 'adapt_v1_callback']
+__all__ = ['LearnerState', 'V1Run', 'V1Adapter', 'V1Driver', 'V1DriverEnd', 'V1Bar', 'V2MetricView', 'run_v1',
+           'adapt_v1_callback', 'make_callback', 'made_class', 'is_v2_callback', 'V1_ORDER_OFFSET', 'v1_core_order']
+
+V1_ORDER_OFFSET = 55
+"A v1 callback with ``_order = k`` runs at core ``order = V1_ORDER_OFFSET + k`` (the one scale of both generations)."
 
 _VIEW_KEYS = frozenset(('last_input', 'last_target', 'last_output', 'last_loss'))
+
+
+def v1_core_order(cb: Any) -> float:
+    "The core ``order`` of v1 callback ``cb``: ``V1_ORDER_OFFSET + cb._order``."
+    order = getattr(type(cb), '_order', 0) if '_order' not in getattr(cb, '__dict__', {}) else cb._order
+    if isinstance(order, bool) or not isinstance(order, (int, float)):
+        raise CallbackError(f'callback `{type(cb).__name__}(v1)`: `_order` must be a number, got {order!r}')
+    return V1_ORDER_OFFSET + order
 
 
 def _unwrap(t: tuple) -> Any:
@@ -72,6 +105,17 @@ class LearnerState(MutableMapping):
         self.grad_phase = False      # True from on_backward_begin to on_step_end: last_loss is learn.loss_grad
         self.loss_is_output = False  # get_preds: last_loss is (output, target) from on_batch_end on, as in v1
         self._output_loss: Any = None
+        self._loss0: Any = None      # learn.loss / loss_grad / loss._version when after_loss began
+        self._grad0: Any = None
+        self._version0: Any = None
+
+    def start_grad_phase(self) -> None:
+        "after_loss begins (training): ``last_loss`` is the loss backward will use, from now to on_step_end."
+        learn = self.learn
+        self.grad_phase = True
+        self._loss0, self._grad0 = learn.loss, learn.loss_grad
+        self._version0 = learn.loss._version if isinstance(learn.loss, torch.Tensor) else None
+        self._views.add('last_loss')
 
     def show(self, *keys: str) -> None:
         "Make view keys part of the state (v1 writes them at this point)."
@@ -89,8 +133,14 @@ class LearnerState(MutableMapping):
         if k == 'last_target': return _unwrap(learn.yb)
         if k == 'last_output': return learn.pred
         if self.loss_is_output: return self._output_loss
-        if self.grad_phase: return learn.loss_grad
         loss = learn.loss
+        if self.grad_phase:
+            # What backward will use: loss_grad, or learn.loss when a v2 callback replaced or modified it (with
+            # a graph) in after_loss and left loss_grad alone (the loop then back-propagates it).
+            grad = learn.loss_grad
+            if grad is not self._grad0 or (loss is self._loss0 and (loss is None or loss._version == self._version0)):
+                return grad
+            return loss if isinstance(loss, torch.Tensor) and loss.requires_grad else grad
         return loss.detach() if isinstance(loss, torch.Tensor) else loss
 
     def _set_view(self, k: str, v: Any) -> None:
@@ -106,6 +156,7 @@ class LearnerState(MutableMapping):
 
     def __getitem__(self, k: str) -> Any:
         if k in self._views: return self._get_view(k)
+        if k == 'skip_zero': return self._own[k] or self.learn.skip_zero_grad    # a v2 callback may set the latter
         return self._own[k]
 
     def __setitem__(self, k: str, v: Any) -> None:
@@ -130,6 +181,7 @@ class LearnerState(MutableMapping):
     def copy(self) -> dict:
         "A plain dict of the current state (what a callback receives as keyword arguments)."
         d = self._own.copy()
+        if self.learn.skip_zero_grad and 'skip_zero' in d: d['skip_zero'] = True
         for k in self._views: d[k] = self._get_view(k)
         return d
 
@@ -158,7 +210,8 @@ class V1Run:
 
     def __init__(self, learn: Any, callbacks: list, adapters: Any, metrics: Any = None, mode: str = 'fit',
                  n_epochs: int = 1, pbar: Any = None, n_batch: int | None = None, auto: bool = False) -> None:
-        self.handler = CallbackHandler(callbacks, metrics, state=LearnerState(learn))
+        v1_metrics = [V2MetricView(m, learn, drive=True) if _is_v2_metric(m) else m for m in _listify(metrics)]
+        self.handler = CallbackHandler(callbacks, v1_metrics, state=LearnerState(learn))
         self.handler.state_dict.loss_is_output = mode == 'preds'
         self.active = set(adapters)
         self.mode, self.n_epochs, self.pbar, self.metrics, self.n_batch, self.auto = \
@@ -169,6 +222,34 @@ class V1Run:
         self.modules: list = []
         self.modes: list = []
         self.mode_changes: list = []
+        self.batch_open = self.epoch_open = False     # on_batch_end / on_epoch_end began and V1DriverEnd has not closed it
+        self.reached = ''                             # how far the current training batch got: '', 'backward', 'step'
+        self.quiet_cancel = False                     # the bridge itself cancels validation, not a v1 stop_epoch
+        self.epochs = 0                               # before_epoch events seen, and whether one had a training phase
+        self.trained = False
+
+    @property
+    def evaluating(self) -> bool:
+        """A v2 Learner's ``validate``/``get_preds`` (an auto run with epochs but no training phase): v1 callbacks get
+        what fastai 1's ``Learner.validate`` gives them, so no on_train_end, and stop_training stops nothing."""
+        return self.auto and self.epochs > 0 and not self.trained
+
+    @property
+    def ends_training(self) -> bool:
+        "Whether v1 callbacks get on_train_end: a fit that is not an evaluation."
+        return self.mode == 'fit' and not self.evaluating
+
+    def close_batch(self) -> bool:
+        "After on_batch_end: the v1 counters (once); returns stop_epoch."
+        if not self.batch_open: return False
+        self.batch_open = False
+        return self.handler.end_batch_end()
+
+    def close_epoch(self) -> bool:
+        "After on_epoch_end: the epoch counter (once); returns stop_training."
+        if not self.epoch_open: return False
+        self.epoch_open = False
+        return self.handler.end_epoch_end()
 
     def val_loss(self) -> Any:
         "The batch-size-weighted validation loss of the epoch (None without validation batches)."
@@ -209,15 +290,18 @@ class V1Driver(CoreCallback):
     # ------------------------------------------------------------------ events
     def before_fit(self) -> None:
         if self.current is None:
-            adapters = [c for c in sort_callbacks(self.learn.cbs) if isinstance(c, V1Adapter)]
-            n = self.learn.n_epoch
-            self.prepare([a.cb for a in adapters], adapters, n_epochs=n, pbar=V1Bar(n), auto=True)
+            learn = self.learn
+            adapters = [c for c in sort_callbacks(learn.cbs) if isinstance(c, V1Adapter)]
+            n = learn.n_epoch
+            self.prepare([a.cb for a in adapters], adapters, n_epochs=n, pbar=V1Bar(n), auto=True,
+                         metrics=_v2_metric_views(learn))
         run = self.current
         run.handler.begin_train_begin(run.n_epochs, run.pbar, run.metrics)
 
     def before_epoch(self) -> None:
         run = self.current
         run.val_losses, run.val_nums = [], []
+        run.epochs += 1
         if run.mode == 'fit':
             model = self.learn.model
             model.train()
@@ -225,11 +309,16 @@ class V1Driver(CoreCallback):
             run.modes = [m.training for m in run.modules]
         run.handler.begin_epoch_begin()
 
+    def before_train(self) -> None: self.current.trained = True      # (a fit, even if this phase gets cancelled)
+
     def before_batch(self) -> None:
-        state = self.current.handler.state_dict
+        run = self.current
+        run.close_batch()
+        run.reached = ''
+        state = run.handler.state_dict
         state.show('last_input', 'last_target')
         state.grad_phase = False
-        self.current.handler.begin_batch_begin(self.learn.training)
+        run.handler.begin_batch_begin(self.learn.training)
 
     def after_pred(self) -> None:
         self.current.handler.state_dict.show('last_output')
@@ -239,19 +328,48 @@ class V1Driver(CoreCallback):
         learn = self.learn
         if not learn.training: return
         handler = self.current.handler
-        handler.state_dict.grad_phase = True
-        handler.state_dict.show('last_loss')
+        handler.state_dict.start_grad_phase()
         handler.begin_backward_begin(learn.loss_grad)
 
     def before_backward(self) -> None:
         if self.current.handler.state_dict['skip_bwd']: raise CancelBackwardException
 
-    def after_backward(self) -> None: self.current.handler.begin_backward_end()
+    def after_backward(self) -> None:
+        self.current.reached = 'backward'
+        self.current.handler.begin_backward_end()
 
     def before_step(self) -> None:
         if self.current.handler.state_dict['skip_step']: raise CancelStepException
 
-    def after_step(self) -> None: self.current.handler.begin_step_end()
+    def after_step(self) -> None:
+        self.current.reached = 'step'
+        self.current.handler.begin_step_end()
+
+    # ------------------------------------------------------------------ what a v2 Cancel means for v1 flags
+    def _flag(self, *keys: str) -> None:
+        state = self.current.handler.state_dict
+        for k in keys: state[k] = True
+
+    def after_cancel_backward(self) -> None: self._flag('skip_bwd')
+    def after_cancel_step(self) -> None: self._flag('skip_step')
+
+    def after_cancel_batch(self) -> None:
+        if not self.learn.training: return
+        reached = self.current.reached
+        self._flag(*(('skip_bwd',) if not reached else ()), *(('skip_step',) if reached != 'step' else ()), 'skip_zero')
+
+    def after_cancel_train(self) -> None: self._flag('stop_epoch')
+
+    def after_cancel_validate(self) -> None:
+        run = self.current
+        if run.quiet_cancel: run.quiet_cancel = False
+        else: self._flag('stop_epoch')
+
+    def after_cancel_epoch(self) -> None: self._flag('stop_epoch')
+    def after_cancel_fit(self) -> None: self._flag('stop_training')
+
+    def after_train(self) -> None: self.current.close_batch()
+    def after_validate(self) -> None: self.current.close_batch()
 
     def before_validate(self) -> None:
         run = self.current
@@ -261,6 +379,7 @@ class V1Driver(CoreCallback):
         empty = dl is None or _is_empty(dl)
         if empty or (run.mode == 'fit' and (run.handler.state_dict['skip_validate']
                                             or getattr(self.learn.dls, 'empty_val', False))):
+            run.quiet_cancel = True               # v1 skips validation without setting stop_epoch
             raise CancelValidException
 
     def after_batch(self) -> None:
@@ -269,15 +388,22 @@ class V1Driver(CoreCallback):
         if not learn.training and run.mode != 'preds':
             run.val_losses.append(learn.loss.detach())
             run.val_nums.append(_first(learn.yb).shape[0])
+        run.batch_open = True
         run.handler.begin_batch_end()
 
     def after_epoch(self) -> None:
-        self.current.handler.begin_epoch_end(self.current.val_loss())
+        run = self.current
+        run.close_batch()
+        run.epoch_open = True
+        run.handler.begin_epoch_end(run.val_loss())
 
     def after_fit(self) -> None:
-        if self.current.mode != 'fit': return
-        exc = self.learn.exception
-        self.current.handler.begin_train_end(exc if isinstance(exc, Exception) else False)
+        run, exc = self.current, self.learn.exception
+        if exc is None:                   # a Cancel exception skipped V1DriverEnd: count what v1 would have counted
+            run.close_batch()
+            run.close_epoch()
+        if not run.ends_training: return
+        run.handler.begin_train_end(exc if isinstance(exc, Exception) else False)
 
 
 class V1DriverEnd(CoreCallback):
@@ -304,19 +430,22 @@ class V1DriverEnd(CoreCallback):
         for m, training in self.driver.current.mode_changes: m.training = training
 
     def after_step(self) -> None:
-        if self.driver.current.handler.state_dict['skip_zero']: self.learn.skip_zero_grad = True
+        state = self.driver.current.handler.state_dict
+        if state['skip_zero']:
+            state['skip_zero'] = True                 # stays True for the rest of the batch (the loop resets the Learner's)
+            self.learn.skip_zero_grad = True
 
     def after_batch(self) -> None:
         run = self.driver.current
-        stop = run.handler.end_batch_end()
+        stop = run.close_batch()
         if run.mode == 'preds':
             run.n_seen += 1
-            if run.n_batch and run.n_seen >= run.n_batch: stop = True
+            if run.n_batch and run.n_seen >= run.n_batch: stop = run.quiet_cancel = True
         if stop: raise CancelTrainException if self.learn.training else CancelValidException
 
     def after_epoch(self) -> None:
         run = self.driver.current
-        if run.handler.end_epoch_end() and run.mode == 'fit': raise CancelFitException
+        if run.close_epoch() and run.ends_training: raise CancelFitException
 
     def after_fit(self) -> None:
         run = self.driver.current
@@ -335,18 +464,25 @@ def _first(yb: tuple) -> Any:
 
 
 class V1Adapter(CoreCallback):
-    """One v1 callback on the core loop: its overridden ``on_*`` methods at the matching core events,
-    placed by its ``_order``. Attaching it to a Learner attaches the drivers too."""
+    """One v1 callback on the core loop: its overridden ``on_*`` methods at the matching core events, at core
+    order ``V1_ORDER_OFFSET + _order``. It is ``learn.<camel2snake(class)>`` (the v1 callback itself is
+    registered) and honours ``run_before``/``run_after`` set on the v1 callback. Attaching it attaches the drivers."""
 
     def __init__(self, cb: Any) -> None:
         d = self.__dict__
-        d['cb'], d['order'], d['_learn'], d['_driver'] = cb, getattr(cb, '_order', 0), None, None
+        d['cb'] = d['__wrapped__'] = cb
+        d['order'], d['_learn'], d['_driver'] = v1_core_order(cb), None, None
+        d['keeps_name'] = False      # set when attached: a LearnerCallback that registered itself stays learn.<name>
+        d['transient'] = False       # made by run_v1 for one run (not attached with learn.add_cb)
+        for attr in ('run_before', 'run_after'):
+            d[attr] = cb.__dict__.get(attr, getattr(type(cb), attr, None)) if hasattr(cb, '__dict__') else None
         for ev in overridden_events(cb): d[_CORE_EVENT[ev]] = self._dispatcher(ev)
 
     @property
     def name(self) -> str:
-        "A private attribute name on the Learner (a LearnerCallback registers itself under its own name)."
-        return f'_v1_{id(self.cb):x}'
+        "``learn.<name>``: the LearnerCallback's ``cb_name``, else ``camel2snake`` of the v1 class."
+        cb = self.cb
+        return cb.cb_name if hasattr(type(cb), 'cb_name') else camel2snake(type(cb).__name__)
 
     @property
     def learn(self) -> Any:
@@ -357,7 +493,9 @@ class V1Adapter(CoreCallback):
     def learn(self, learn: Any) -> None:
         old = self.__dict__['_learn']
         self.__dict__['_learn'] = learn
-        if learn is not None: self.__dict__['_driver'] = drivers_for(learn)
+        if learn is not None:
+            self.__dict__['keeps_name'] = learn.__dict__.get(self.name) is self.cb
+            self.__dict__['_driver'] = drivers_for(learn)
         elif old is not None: _drop_drivers_if_unused(old)
 
     def _dispatcher(self, ev: str) -> Callable[[], None]:
@@ -372,10 +510,10 @@ class V1Adapter(CoreCallback):
         elif ev == 'train_end':
             def call() -> None:
                 run = self._driver.current
-                if self in run.active and run.mode == 'fit': run.handler._call(cb, ev)
+                if self in run.active and run.ends_training: run.handler._call(cb, ev)
         return call
 
-    def __repr__(self) -> str: return f'V1Adapter({type(self.cb).__name__})'
+    def __repr__(self) -> str: return f'{type(self.cb).__name__}(v1)'
 
 
 _CORE_EVENT = {'train_begin': 'before_fit', 'epoch_begin': 'before_epoch', 'batch_begin': 'before_batch',
@@ -399,28 +537,114 @@ def _drop_drivers_if_unused(learn: Any) -> None:
     if isinstance(d, V1Driver): learn.remove_cbs([c for c in (d, d.end) if c in learn.cbs])
 
 
+def is_v2_callback(o: Any) -> bool:
+    "True for a core (v2) Callback instance or subclass."
+    return isinstance(o, CoreCallback) or (isinstance(o, type) and issubclass(o, CoreCallback))
+
+
+def made_class(f: Any) -> Any:
+    "The class a callback maker builds: ``f`` itself, or the function inside (nested) partials."
+    while isinstance(f, partial): f = f.func
+    return f
+
+
+def _call_maker(f: Any, learn: Any) -> Any:
+    """Build a v1 callback from class or partial ``f``: a LearnerCallback gets the Learner; another class gets
+    nothing if it can be called so (``StopAfterNBatches(n_batches=2)``), else the Learner."""
+    if hasattr(made_class(f), 'cb_name'): return f(learn)
+    try: sig = inspect.signature(f)
+    except (TypeError, ValueError): return f(learn)
+    for args in ((), (learn,)):
+        try: sig.bind(*args)
+        except TypeError: continue
+        return f(*args)
+    raise CallbackError(f'cbs: cannot make a fastai-1 callback from {f!r}: its signature {sig} takes neither no '
+                        f'argument nor the Learner')
+
+
+def make_callback(f: Any, learn: Any) -> Any:
+    """A callback of either generation from a ``callback_fns`` entry: a v2 Callback class (or partial of one) is
+    called with no argument, anything else with the Learner (fastai 1's rule)."""
+    if isinstance(f, CoreCallback) or not callable(f):
+        raise CallbackError(f'callback_fns: expected a class or function that makes a callback (called with the '
+                            f'Learner), got {f!r}; pass callback instances in `callbacks=`')
+    cls = made_class(f)
+    cb = f() if isinstance(cls, type) and issubclass(cls, CoreCallback) else f(learn)
+    if not (is_v2_callback(cb) or is_v1_callback(cb)):
+        raise CallbackError(f'callback_fns: {f!r} returned {type(cb).__name__}, not a callback of either generation')
+    return cb
+
+
+def _makes_v1(o: Any) -> bool:
+    "A v1 callback class, or a partial of one."
+    cls = made_class(o)
+    return (isinstance(o, partial) or isinstance(o, type)) and isinstance(cls, type) and \
+        not issubclass(cls, CoreCallback) and (issubclass(cls, Callback) or is_v1_callback(cls))
+
+
 def run_v1(learn: Any, callbacks: list, body: Callable[[], Any], metrics: Any = None, mode: str = 'fit',
            n_epochs: int = 1, pbar: Any = None, n_batch: int | None = None) -> tuple[CallbackHandler, Any]:
-    """Run ``body()`` (a core loop entry point) with the v1 ``callbacks`` and ``metrics`` bridged onto
-    ``learn`` for its duration; returns ``(handler, body's result)``. Inside another v1 run (a callback
-    calling ``learn.validate()``), only these callbacks take part, and the outer run then goes on."""
+    """Run ``body()`` (a core loop entry point) with ``callbacks`` of either generation and the v1 ``metrics``
+    on ``learn`` for its duration; returns ``(handler, body's result)``. v1 callbacks already attached to ``learn``
+    (``learn.add_cb``) take part too. Inside another v1 run (a callback calling ``learn.validate()``), only these
+    callbacks take part, and the outer run then goes on."""
     before = list(learn.cbs)
     try:
         driver = drivers_for(learn)
-        adapters = [V1Adapter(cb) for cb in callbacks]
-        learn.add_cbs(adapters)
-        run = driver.prepare(callbacks, adapters, metrics=metrics, mode=mode, n_epochs=n_epochs, pbar=pbar,
-                             n_batch=n_batch)
+        added = [c if is_v2_callback(c) else V1Adapter(c) for c in callbacks]
+        for c in added:
+            if isinstance(c, V1Adapter): c.__dict__['transient'] = True
+        learn.add_cbs(added)
+        attached = [c for c in before if isinstance(c, V1Adapter) and not c.transient]
+        adapters = attached + [c for c in added if isinstance(c, V1Adapter)]
+        run = driver.prepare([a.cb for a in adapters], adapters, metrics=metrics, mode=mode, n_epochs=n_epochs,
+                             pbar=pbar, n_batch=n_batch)
         try: res = body()
         finally: driver.release(run)
     finally: learn.remove_cbs([c for c in learn.cbs if c not in before])
     return run.handler, res
 
 
-def adapt_v1_callback(cb: Any) -> CoreCallback | None:
-    "The ``callback_adapters`` hook: a V1Adapter for a fastai-1 callback (instance), else None."
-    if isinstance(cb, CoreCallback) or isinstance(cb, type) or not is_v1_callback(cb): return None
+def adapt_v1_callback(cb: Any, learn: Any) -> CoreCallback | None:
+    """The ``callback_adapters`` hook: a V1Adapter for a fastai-1 callback (an instance, or a class or partial,
+    built with the Learner as :func:`_call_maker` says), else None."""
+    if is_v2_callback(cb): return None
+    if _makes_v1(cb): cb = _call_maker(cb, learn)
+    elif isinstance(cb, type) or not is_v1_callback(cb): return None
     return V1Adapter(cb)
+
+
+# ---------------------------------------------------------------------- metrics across generations
+def _listify(o: Any) -> list:
+    return [] if o is None else list(o) if isinstance(o, (list, tuple)) else [o]
+
+
+def _is_v2_metric(m: Any) -> bool:
+    return not is_v1_callback(m) and all(hasattr(type(m), a) for a in ('reset', 'accumulate', 'value', 'name'))
+
+
+class V2MetricView(Callback):
+    """A v2 metric in a v1 run: its value joins ``last_metrics`` at on_epoch_end. With ``drive`` (a v1 Learner's
+    ``metrics``) it is reset and accumulated at the v1 metric events; without, the v2 Recorder does it."""
+
+    def __init__(self, metric: Any, learn: Any, drive: bool) -> None:
+        self.metric, self.learn, self.drive, self.name = metric, learn, drive, metric.name
+
+    def on_epoch_begin(self, **kwargs: Any) -> None:
+        if self.drive: self.metric.reset()
+
+    def on_batch_end(self, **kwargs: Any) -> None:
+        if self.drive: self.metric.accumulate(self.learn)
+
+    def on_epoch_end(self, last_metrics: Any, **kwargs: Any) -> dict:
+        return add_metrics(last_metrics, self.metric.value)
+
+
+def _v2_metric_views(learn: Any) -> list:
+    "A v2 Learner's metrics as v1 metrics, when its v2 Recorder computes them in validation."
+    rec = learn.__dict__.get('recorder')
+    if not isinstance(rec, CoreRecorder) or rec not in learn.cbs or not rec.valid_metrics: return []
+    return [V2MetricView(m, learn, drive=False) for m in learn.metrics]
 
 
 if adapt_v1_callback not in core_learner.callback_adapters: core_learner.callback_adapters.append(adapt_v1_callback)

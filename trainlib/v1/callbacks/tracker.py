@@ -75,6 +75,11 @@ class TrackerCallback(LearnerCallback):
         return values.get(self.monitor)
 
 
+def _plain(v: Any) -> Any:
+    "A one-element tensor as a Python float, for numpy's comparison (once per epoch); anything else as it is."
+    return v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v
+
+
 class _PatientTracker(TrackerCallback):
     "A tracker that counts the epochs without an improvement of more than ``min_delta``."
 
@@ -92,7 +97,7 @@ class _PatientTracker(TrackerCallback):
         "Compare this epoch's value with the best: True after more than ``patience`` epochs without improvement."
         current = self.get_monitor_value()
         if current is None: return False
-        if self.operator(current - self.min_delta, self.best):
+        if self.operator(_plain(current) - self.min_delta, _plain(self.best)):
             self.best, self.wait = current, 0
             return False
         self.wait += 1
@@ -174,7 +179,7 @@ class SaveModelCallback(TrackerCallback):
             return
         current = self.get_monitor_value()
         if isinstance(current, torch.Tensor): current = current.cpu()
-        if current is not None and self.operator(current, self.best):
+        if current is not None and self.operator(_plain(current), _plain(self.best)):
             print(f'Better model found at epoch {epoch} with {self.monitor} value: {current}.')
             self.best = current
             self.learn.save(f'{self.name}')
