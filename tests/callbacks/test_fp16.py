@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainlib import CancelBatchException, Callback, MixedPrecision
+from trainlib import CancelBatchException, CancelStepException, Callback, MixedPrecision
 from trainlib.callbacks import fp16
 
 
@@ -87,3 +87,11 @@ def test_scaler_skips_the_step_on_inf_gradients_and_backs_off(quiet_learner, fp1
     assert events == [('cancel_step', 2)]
     assert torch.equal(weights[1], weights[2]) and not torch.equal(weights[2], weights[3])
     assert [s.item() for s in learn.mixed_precision.scales] == [256.] * 2 + [128.] * 7
+
+
+def test_a_step_skipped_before_the_scaler_looked_does_not_update_it(quiet_learner, fp16_with_scaler):
+    def skip_odd(learn):
+        if learn.iter % 2: raise CancelStepException
+    learn = quiet_learner(cbs=[MixedPrecision(init_scale=256.), probe(5, before_step=skip_odd)])
+    learn.fit(1)
+    assert len(learn.mixed_precision.scales) == 5       # the fit ran through: the 5 steps taken were scaled

@@ -229,19 +229,8 @@ def test_corpus_callbacks_save_their_history(tmp_path):
     assert np.load(tmp_path / 'runs' / 'losses.npy').tolist() == pytest.approx([0.5, 0.3])
 
 
-# The v1 names another helper is adding (branch v1stock: the stock fastai-1 callbacks and fastai.train's recipes).
-# Shrink this set as they land: the test below fails on a name that has arrived but is still listed.
-EXPECTED_LATER = {
-    # MixedPrecision/to_fp16/to_fp32 need a fastai-1 face over the core's MixedPrecision (autocast, GradScaler).
-    'MixedPrecision', 'to_fp16', 'to_fp32',
-}
-
-
 def test_every_v1_name_fastai_code_expects_is_star_importable_from_trainlib_v1():
     "The 'v1' section of fa1_star_names.txt: what fastai-1 code gets from fastai's star imports beyond the generic names."
     ns = {}
     exec('from trainlib.v1 import *', ns)
-    v1_names = names_in('v1')
-    assert EXPECTED_LATER <= v1_names
-    assert sorted(v1_names - EXPECTED_LATER - set(ns)) == []
-    assert sorted(EXPECTED_LATER & set(ns)) == [], 'these names have arrived: remove them from EXPECTED_LATER'
+    assert sorted(names_in('v1') - set(ns)) == []

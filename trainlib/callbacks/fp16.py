@@ -87,6 +87,7 @@ class MixedPrecision(Callback):
         self.scales: list = []
         self._probe: _StepProbe | None = None
         self._autocasting = False
+        self._checked = False       # the scaler checked this step's gradients: update() is due
 
     def before_fit(self) -> None:
         "Choose the dtype for the model's device; create the scaler."
@@ -96,7 +97,7 @@ class MixedPrecision(Callback):
         scaled = scaled and self.kwargs.get('enabled', True)
         self.autocast = torch.autocast(device_type, dtype=dtype)
         learn.scaler = GradScaler(device_type, **self.kwargs) if scaled else None
-        self.scales, self._probe = [], _StepProbe(learn)
+        self.scales, self._probe, self._checked = [], _StepProbe(learn), False
 
     def before_batch(self) -> None:
         "Enter autocast for the forward pass."
@@ -127,12 +128,15 @@ class MixedPrecision(Callback):
         probe = self._probe
         probe.stepped = False
         scaler.step(probe)
+        self._checked = True
         if not probe.stepped: raise CancelStepException
         self.scales.append(scaler._get_scale_async().detach().clone())
 
     def after_step(self) -> None:
-        "Let the gradient scaler adjust its scale."
-        if self.learn.scaler is not None: self.learn.scaler.update()
+        "Let the gradient scaler adjust its scale (not when an earlier callback skipped the step: nothing was checked)."
+        if self._checked:
+            self._checked = False
+            self.learn.scaler.update()
 
     def after_fit(self) -> None:
         "Leave autocast and drop the scaler."

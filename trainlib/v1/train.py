@@ -1,5 +1,5 @@
 """fastai-1's ``fastai.train``: the training recipes added to ``Learner`` (``fit_one_cycle``, ``lr_find``,
-``fit_fc``, ``mixup``, ``clip_grad``) and the callbacks ``BnFreeze``, ``GradientClipping``,
+``fit_fc``, ``mixup``, ``clip_grad``, ``to_fp16``, ``to_fp32``) and the callbacks ``BnFreeze``, ``GradientClipping``,
 ``AccumulateScheduler``. As in fastai 1, importing this module makes the recipes ``Learner`` methods."""
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from warnings import warn
 import numpy as np
 from torch import nn
 
+from ..learner import Learner as CoreLearner
 from .basic_train import Learner, LearnerCallback
 from .callbacks.flat_cos_anneal import FlatCosAnnealScheduler
+from .callbacks.fp16 import MixedPrecision
 from .callbacks.lr_finder import LRFinder
 from .callbacks.mixup import MixUpCallback
 from .callbacks.one_cycle import OneCycleScheduler
@@ -20,7 +22,7 @@ from .core import defaults, is_listy, listify
 from .torch_core import num_distrib, set_bn_eval
 
 __all__ = ['BnFreeze', 'GradientClipping', 'fit_one_cycle', 'lr_find', 'one_cycle_scheduler', 'mixup',
-           'AccumulateScheduler', 'fit_fc']
+           'AccumulateScheduler', 'fit_fc', 'to_fp16', 'to_fp32']
 
 
 def one_cycle_scheduler(lr_max: Any, **kwargs: Any) -> partial:
@@ -69,6 +71,33 @@ def lr_find(learn: Learner, start_lr: Any = 1e-7, end_lr: Any = 10, num_it: int 
 def mixup(learn: Learner, alpha: float = 0.4, stack_x: bool = False, stack_y: bool = True) -> Learner:
     "Train with mixup from now on (a :class:`MixUpCallback` in ``callback_fns``); returns ``learn``."
     learn.callback_fns.append(partial(MixUpCallback, alpha=alpha, stack_x=stack_x, stack_y=stack_y))
+    return learn
+
+
+def to_fp16(learn: Learner, loss_scale: float | None = None, max_noskip: int = 1000, dynamic: bool = True,
+            clip: float | None = None, flat_master: bool = False, max_scale: float = 2 ** 24,
+            loss_fp32: bool = True) -> Learner:
+    """Train in mixed precision from now on: a :class:`MixedPrecision` with these arguments replaces any other
+    in ``learn.callbacks`` (also ``learn.mp_cb``); returns ``learn``. The model keeps its float32 weights."""
+    to_fp32(learn)
+    learn.mp_cb = MixedPrecision(learn, loss_scale=loss_scale, max_noskip=max_noskip, dynamic=dynamic, clip=clip,
+                                 flat_master=flat_master, max_scale=max_scale, loss_fp32=loss_fp32)
+    learn.callbacks.append(learn.mp_cb)
+    return learn
+
+
+def _makes_mixed_precision(f: Any) -> bool:
+    f = f.func if isinstance(f, partial) else f
+    return isinstance(f, type) and issubclass(f, MixedPrecision)
+
+
+def to_fp32(learn: Learner) -> Learner:
+    """Train in float32 from now on: remove the :class:`MixedPrecision` callbacks (from ``learn.callbacks`` and,
+    unlike fastai 1, from ``callback_fns``) and the core ones (``to_bf16``); returns ``learn``."""
+    learn.callbacks[:] = [cb for cb in learn.callbacks if not isinstance(cb, MixedPrecision)]
+    learn.callback_fns[:] = [f for f in learn.callback_fns if not _makes_mixed_precision(f)]
+    if isinstance(learn.__dict__.get('mixed_precision'), MixedPrecision): del learn.mixed_precision
+    CoreLearner.to_fp32(learn)
     return learn
 
 
@@ -153,3 +182,5 @@ Learner.lr_find = lr_find
 Learner.fit_fc = fit_fc
 Learner.mixup = mixup
 Learner.clip_grad = clip_grad
+Learner.to_fp16 = to_fp16
+Learner.to_fp32 = to_fp32
