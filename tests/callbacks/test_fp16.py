@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from trainlib.events import CancelBackwardException
 from trainlib import CancelBatchException, CancelStepException, Callback, MixedPrecision
 from trainlib.callbacks import fp16
 
@@ -95,3 +96,12 @@ def test_a_step_skipped_before_the_scaler_looked_does_not_update_it(quiet_learne
     learn = quiet_learner(cbs=[MixedPrecision(init_scale=256.), probe(5, before_step=skip_odd)])
     learn.fit(1)
     assert len(learn.mixed_precision.scales) == 5       # the fit ran through: the 5 steps taken were scaled
+
+
+def test_a_cancelled_backward_on_the_first_batch_steps_without_the_scaler(quiet_learner, fp16_with_scaler):
+    "The scaler never scaled a loss yet (it sets its scale up lazily): the step must not go through it."
+    def no_first_backward(learn):
+        if learn.train_iter == 0: raise CancelBackwardException
+    learn = quiet_learner(cbs=[probe(-5, before_backward=no_first_backward), MixedPrecision(init_scale=256.)])
+    learn.fit(1)
+    assert len(learn.mixed_precision.scales) == 9       # batches 1..9 went through the scaler, batch 0 did not

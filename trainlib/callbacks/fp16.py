@@ -88,6 +88,7 @@ class MixedPrecision(Callback):
         self._probe: _StepProbe | None = None
         self._autocasting = False
         self._checked = False       # the scaler checked this step's gradients: update() is due
+        self._no_backward = False   # the backward of this batch was cancelled
 
     def before_fit(self) -> None:
         "Choose the dtype for the model's device; create the scaler."
@@ -121,10 +122,17 @@ class MixedPrecision(Callback):
         scaler = self.learn.scaler
         if scaler is not None: self.learn.loss_grad = scaler.scale(self.learn.loss_grad)
 
+    def after_cancel_backward(self) -> None:
+        "No backward this batch: there are no scaled gradients for the scaler to check."
+        self._no_backward = True
+
     def before_step(self) -> None:
         "Unscale the gradients; skip the step when they are not finite."
         scaler = self.learn.scaler
         if scaler is None: return
+        if self._no_backward:          # the optimizer steps on the gradients as they are, as without AMP
+            self._no_backward = False
+            return
         probe = self._probe
         probe.stepped = False
         scaler.step(probe)
