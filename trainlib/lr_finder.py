@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections import namedtuple
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

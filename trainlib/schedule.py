@@ -9,7 +9,6 @@ hyper-parameters before every training batch. ``fit_one_cycle``, ``fit_flat_cos`
 """
 from __future__ import annotations
 
-import math
 from bisect import bisect_right
 from functools import partial
 from typing import Any, Callable, Sequence
@@ -17,7 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .callback import Callback
-from .utils import is_listy, listify
+from .utils import listify
 
 __all__ = ['annealing_no', 'annealing_linear', 'annealing_exp', 'annealing_cos', 'annealing_poly', 'annealer',
            'Schedule', 'SchedNo', 'SchedLin', 'SchedCos', 'SchedExp', 'SchedPoly', 'ScheduleError',

@@ -2,7 +2,6 @@
 frozen batch-norm statistics."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..callback import Callback

@@ -62,7 +62,7 @@ from ..events import (CancelBackwardException, CancelFitException, CancelStepExc
                       CancelValidException)
 from ..progress import format_row
 from ..recorder import Recorder as CoreRecorder
-from ..utils import camel2snake, is_listy
+from ..utils import camel2snake, is_listy, listify
 from .callback import Callback, CallbackHandler, is_v1_callback, overridden_events, weighted_loss_mean
 from .torch_core import add_metrics
 
@@ -210,7 +210,7 @@ class V1Run:
 
     def __init__(self, learn: Any, callbacks: list, adapters: Any, metrics: Any = None, mode: str = 'fit',
                  n_epochs: int = 1, pbar: Any = None, n_batch: int | None = None, auto: bool = False) -> None:
-        v1_metrics = [V2MetricView(m, learn, drive=True) if _is_v2_metric(m) else m for m in _listify(metrics)]
+        v1_metrics = [V2MetricView(m, learn, drive=True) if _is_v2_metric(m) else m for m in listify(metrics)]
         self.handler = CallbackHandler(callbacks, v1_metrics, state=LearnerState(learn))
         self.handler.state_dict.loss_is_output = mode == 'preds'
         self.active = set(adapters)
@@ -615,10 +615,6 @@ def adapt_v1_callback(cb: Any, learn: Any) -> CoreCallback | None:
 
 
 # ---------------------------------------------------------------------- metrics across generations
-def _listify(o: Any) -> list:
-    return [] if o is None else list(o) if isinstance(o, (list, tuple)) else [o]
-
-
 def _is_v2_metric(m: Any) -> bool:
     return not is_v1_callback(m) and all(hasattr(type(m), a) for a in ('reset', 'accumulate', 'value', 'name'))
 
