@@ -1,5 +1,6 @@
 """Every public name of the core (the ``__all__`` of trainlib/*.py and trainlib/callbacks/*.py, which make up
-``trainlib.v2``) and every public method of its classes has a docstring and type hints on its signature."""
+``trainlib.v2``), of the fastai-1 layer (trainlib/v1/*.py, trainlib/v1/callbacks/*.py) and of the codemod
+(trainlib/migrate/*.py), and every public method of their classes, has a docstring and type hints on its signature."""
 import importlib
 import inspect
 import pkgutil
@@ -8,16 +9,30 @@ import pytest
 
 import trainlib
 import trainlib.callbacks
+import trainlib.migrate
+import trainlib.v1
+import trainlib.v1.callbacks
 import trainlib.v2
 
 PENDING: set = set()      # names allowed to lack docs for now (none)
 
 
-def core_modules():
-    "trainlib's own modules and its stock callbacks' modules (not the v1 or v2 namespaces)."
-    for pkg in (trainlib, trainlib.callbacks):
+def modules_of(*pkgs):
+    "The (non-package) modules of each of ``pkgs``."
+    for pkg in pkgs:
         for info in pkgutil.iter_modules(pkg.__path__):
             if not info.ispkg: yield importlib.import_module(f'{pkg.__name__}.{info.name}')
+
+
+def core_modules():
+    "trainlib's own modules and its stock callbacks' modules (not the v1 or v2 namespaces)."
+    return modules_of(trainlib, trainlib.callbacks)
+
+
+def walked_modules():
+    "The core's modules, the fastai-1 layer's (trainlib.v1, its stock callbacks) and the codemod's (trainlib.migrate)."
+    yield from core_modules()
+    yield from modules_of(trainlib.v1, trainlib.v1.callbacks, trainlib.migrate)
 
 
 def own_functions(cls):
@@ -30,8 +45,8 @@ def own_functions(cls):
 
 
 def public_api():
-    "``(qualified name, object, function or None)`` for every public name and method of the core."
-    for mod in core_modules():
+    "``(qualified name, object, function or None)`` for every public name and method of the walked modules."
+    for mod in walked_modules():
         names = getattr(mod, '__all__', None)
         assert names is not None, f'{mod.__name__} has no __all__'
         for name in names:

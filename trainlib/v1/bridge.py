@@ -289,6 +289,7 @@ class V1Driver(CoreCallback):
 
     # ------------------------------------------------------------------ events
     def before_fit(self) -> None:
+        "Start a run if none is prepared (a core fit with v1 callbacks), then on_train_begin."
         if self.current is None:
             learn = self.learn
             adapters = [c for c in sort_callbacks(learn.cbs) if isinstance(c, V1Adapter)]
@@ -299,6 +300,7 @@ class V1Driver(CoreCallback):
         run.handler.begin_train_begin(run.n_epochs, run.pbar, run.metrics)
 
     def before_epoch(self) -> None:
+        "Reset the epoch's validation losses, put the model in train mode (fit), then on_epoch_begin."
         run = self.current
         run.val_losses, run.val_nums = [], []
         run.epochs += 1
@@ -309,9 +311,12 @@ class V1Driver(CoreCallback):
             run.modes = [m.training for m in run.modules]
         run.handler.begin_epoch_begin()
 
-    def before_train(self) -> None: self.current.trained = True      # (a fit, even if this phase gets cancelled)
+    def before_train(self) -> None:
+        "Note that this run trains (a fit, even if this phase gets cancelled)."
+        self.current.trained = True
 
     def before_batch(self) -> None:
+        "Close the previous batch, show the batch to v1, then on_batch_begin."
         run = self.current
         run.close_batch()
         run.reached = ''
@@ -321,10 +326,12 @@ class V1Driver(CoreCallback):
         run.handler.begin_batch_begin(self.learn.training)
 
     def after_pred(self) -> None:
+        "Show the output to v1, then on_loss_begin."
         self.current.handler.state_dict.show('last_output')
         self.current.handler.begin_loss_begin()
 
     def after_loss(self) -> None:
+        "Training only: show the loss to be backpropagated, then on_backward_begin."
         learn = self.learn
         if not learn.training: return
         handler = self.current.handler
@@ -332,16 +339,20 @@ class V1Driver(CoreCallback):
         handler.begin_backward_begin(learn.loss_grad)
 
     def before_backward(self) -> None:
+        "Skip the backward pass when a v1 callback set ``skip_bwd``."
         if self.current.handler.state_dict['skip_bwd']: raise CancelBackwardException
 
     def after_backward(self) -> None:
+        "on_backward_end."
         self.current.reached = 'backward'
         self.current.handler.begin_backward_end()
 
     def before_step(self) -> None:
+        "Skip the step when a v1 callback set ``skip_step``."
         if self.current.handler.state_dict['skip_step']: raise CancelStepException
 
     def after_step(self) -> None:
+        "on_step_end."
         self.current.reached = 'step'
         self.current.handler.begin_step_end()
 
@@ -350,28 +361,48 @@ class V1Driver(CoreCallback):
         state = self.current.handler.state_dict
         for k in keys: state[k] = True
 
-    def after_cancel_backward(self) -> None: self._flag('skip_bwd')
-    def after_cancel_step(self) -> None: self._flag('skip_step')
+    def after_cancel_backward(self) -> None:
+        "A cancelled backward is ``skip_bwd`` for v1."
+        self._flag('skip_bwd')
+
+    def after_cancel_step(self) -> None:
+        "A cancelled step is ``skip_step`` for v1."
+        self._flag('skip_step')
 
     def after_cancel_batch(self) -> None:
+        "A cancelled training batch skips, for v1, what it had not reached yet, and zero_grad."
         if not self.learn.training: return
         reached = self.current.reached
         self._flag(*(('skip_bwd',) if not reached else ()), *(('skip_step',) if reached != 'step' else ()), 'skip_zero')
 
-    def after_cancel_train(self) -> None: self._flag('stop_epoch')
+    def after_cancel_train(self) -> None:
+        "A cancelled training phase is ``stop_epoch`` for v1."
+        self._flag('stop_epoch')
 
     def after_cancel_validate(self) -> None:
+        "A cancelled validation is ``stop_epoch`` for v1 (unless v1 itself skipped it)."
         run = self.current
         if run.quiet_cancel: run.quiet_cancel = False
         else: self._flag('stop_epoch')
 
-    def after_cancel_epoch(self) -> None: self._flag('stop_epoch')
-    def after_cancel_fit(self) -> None: self._flag('stop_training')
+    def after_cancel_epoch(self) -> None:
+        "A cancelled epoch is ``stop_epoch`` for v1."
+        self._flag('stop_epoch')
 
-    def after_train(self) -> None: self.current.close_batch()
-    def after_validate(self) -> None: self.current.close_batch()
+    def after_cancel_fit(self) -> None:
+        "A cancelled fit is ``stop_training`` for v1."
+        self._flag('stop_training')
+
+    def after_train(self) -> None:
+        "Close the last training batch."
+        self.current.close_batch()
+
+    def after_validate(self) -> None:
+        "Close the last validation batch."
+        self.current.close_batch()
 
     def before_validate(self) -> None:
+        "Start the epoch's validation losses; skip validation as v1 does (``skip_validate``, no data)."
         run = self.current
         run.val_losses, run.val_nums = [], []
         if run.mode == 'preds': return
@@ -383,6 +414,7 @@ class V1Driver(CoreCallback):
             raise CancelValidException
 
     def after_batch(self) -> None:
+        "Keep the validation loss and batch size, then on_batch_end."
         learn, run = self.learn, self.current
         run.handler.state_dict.batch_ended()
         if not learn.training and run.mode != 'preds':
@@ -392,12 +424,14 @@ class V1Driver(CoreCallback):
         run.handler.begin_batch_end()
 
     def after_epoch(self) -> None:
+        "Close the last batch, then on_epoch_end with the epoch's validation loss."
         run = self.current
         run.close_batch()
         run.epoch_open = True
         run.handler.begin_epoch_end(run.val_loss())
 
     def after_fit(self) -> None:
+        "Count what a Cancel skipped, then on_train_end (with the exception that stopped the fit, if any)."
         run, exc = self.current, self.learn.exception
         if exc is None:                   # a Cancel exception skipped V1DriverEnd: count what v1 would have counted
             run.close_batch()
@@ -415,27 +449,32 @@ class V1DriverEnd(CoreCallback):
         self.driver = driver
 
     def before_fit(self) -> None:
+        "Take the epoch v1 callbacks asked to start at (fewer epochs left to fit)."
         run = self.driver.current
         start = run.handler.end_train_begin()
         if start and run.mode == 'fit': self.learn.n_epoch = max(0, run.n_epochs - start)
 
     def before_epoch(self) -> None:
+        "Note the modules whose mode v1 callbacks changed in on_epoch_begin."
         run = self.driver.current
         if run.mode == 'fit':
             run.mode_changes = [(m, m.training) for m, was in zip(run.modules, run.modes) if m.training != was]
 
     def before_train(self) -> None:
+        "Restore those modes over the core's ``model.train()``."
         # v1 callbacks ran on_epoch_begin after model.train(); keep what they changed (e.g. BN layers
         # put in eval mode) over the core's model.train() in before_train.
         for m, training in self.driver.current.mode_changes: m.training = training
 
     def after_step(self) -> None:
+        "``skip_zero`` -> the loop skips this batch's zero_grad."
         state = self.driver.current.handler.state_dict
         if state['skip_zero']:
             state['skip_zero'] = True                 # stays True for the rest of the batch (the loop resets the Learner's)
             self.learn.skip_zero_grad = True
 
     def after_batch(self) -> None:
+        "Count the batch; ``stop_epoch`` (or enough batches for get_preds) ends the phase."
         run = self.driver.current
         stop = run.close_batch()
         if run.mode == 'preds':
@@ -444,10 +483,12 @@ class V1DriverEnd(CoreCallback):
         if stop: raise CancelTrainException if self.learn.training else CancelValidException
 
     def after_epoch(self) -> None:
+        "Count the epoch; ``stop_training`` ends the fit."
         run = self.driver.current
         if run.close_epoch() and run.ends_training: raise CancelFitException
 
     def after_fit(self) -> None:
+        "End the run this fit started."
         run = self.driver.current
         if run is not None and run.auto: self.driver.release(run)
 

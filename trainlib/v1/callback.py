@@ -273,17 +273,21 @@ class CallbackHandler:
         return epoch
 
     def begin_epoch_begin(self) -> None:
+        "Reset the epoch's batch count and ``stop_training``; run the metrics' on_epoch_begin."
         state = self.state_dict
         state['num_batch'], state['stop_training'] = 0, False
         self._start('epoch_begin', True)
 
     def begin_batch_begin(self, train: bool) -> None:
+        "Reset the batch flags and note whether it trains; run the metrics' on_batch_begin in validation."
         state = self.state_dict
         state['train'] = train
         state['stop_epoch'] = state['skip_step'] = state['skip_zero'] = state['skip_bwd'] = False
         self._start('batch_begin', not train)
 
-    def begin_loss_begin(self) -> None: self._start('loss_begin', False)
+    def begin_loss_begin(self) -> None:
+        "The forward pass is done (the metrics are not called)."
+        self._start('loss_begin', False)
 
     def begin_backward_begin(self, raw_loss: torch.Tensor) -> None:
         "Smooth the raw loss (before any callback changes it); ``last_loss`` is already in the state."
@@ -291,12 +295,20 @@ class CallbackHandler:
         self.state_dict['smooth_loss'] = self.smoothener.smooth
         self._start('backward_begin', False)
 
-    def begin_backward_end(self) -> None: self._start('backward_end', False)
-    def begin_step_end(self) -> None: self._start('step_end', False)
+    def begin_backward_end(self) -> None:
+        "The backward pass is done (the metrics are not called)."
+        self._start('backward_end', False)
 
-    def begin_batch_end(self) -> None: self._start('batch_end', not self.state_dict['train'])
+    def begin_step_end(self) -> None:
+        "The step is done (the metrics are not called)."
+        self._start('step_end', False)
+
+    def begin_batch_end(self) -> None:
+        "The batch is done: run the metrics' on_batch_end in validation."
+        self._start('batch_end', not self.state_dict['train'])
 
     def end_batch_end(self) -> bool:
+        "After on_batch_end: count a training batch; returns ``stop_epoch``."
         state = self.state_dict
         if state['train']:
             state['iteration'] += 1
@@ -304,14 +316,18 @@ class CallbackHandler:
         return state['stop_epoch']
 
     def begin_epoch_end(self, val_loss: Any) -> None:
+        "Start ``last_metrics`` with ``val_loss``; run the metrics' on_epoch_end when there is one."
         self.state_dict['last_metrics'] = [val_loss]
         self._start('epoch_end', val_loss is not None)
 
     def end_epoch_end(self) -> bool:
+        "After on_epoch_end: count the epoch; returns ``stop_training``."
         self.state_dict['epoch'] += 1
         return self.state_dict['stop_training']
 
-    def begin_train_end(self, exception: Any) -> None: self._start('train_end', True, exception=exception)
+    def begin_train_end(self, exception: Any) -> None:
+        "Training is over (``exception``: what stopped it, or False): run the metrics' on_train_end."
+        self._start('train_end', True, exception=exception)
 
     def _run_metrics(self, event: str) -> None:
         for m in self.metrics: self._call(m, event)
