@@ -62,8 +62,9 @@ from ..events import (CancelBackwardException, CancelFitException, CancelStepExc
                       CancelValidException)
 from ..progress import format_row
 from ..recorder import Recorder as CoreRecorder
-from ..utils import camel2snake, is_listy, listify
+from ..utils import camel2snake, listify, tuplify
 from .callback import Callback, CallbackHandler, is_v1_callback, overridden_events, weighted_loss_mean
+from .core import first_el
 from .torch_core import add_metrics
 
 __all__ = ['LearnerState', 'V1Run', 'V1Adapter', 'V1Driver', 'V1DriverEnd', 'V1Bar', 'V2MetricView', 'run_v1',
@@ -84,11 +85,8 @@ def v1_core_order(cb: Any) -> float:
 
 
 def _unwrap(t: tuple) -> Any:
+    "What v1 sees of ``learn.xb``/``learn.yb``: the one element, or the list of them (not ``detuplify``'s tuple)."
     return t[0] if len(t) == 1 else list(t)
-
-
-def _wrap(v: Any) -> tuple:
-    return tuple(v) if is_listy(v) else (v,)
 
 
 class LearnerState(MutableMapping):
@@ -145,8 +143,8 @@ class LearnerState(MutableMapping):
 
     def _set_view(self, k: str, v: Any) -> None:
         learn = self.learn
-        if k == 'last_input': learn.xb = _wrap(v)
-        elif k == 'last_target': learn.yb = _wrap(v)
+        if k == 'last_input': learn.xb = tuplify(v)
+        elif k == 'last_target': learn.yb = tuplify(v)
         elif k == 'last_output': learn.pred = v
         elif self.grad_phase:
             learn.loss_grad = v
@@ -419,7 +417,7 @@ class V1Driver(CoreCallback):
         run.handler.state_dict.batch_ended()
         if not learn.training and run.mode != 'preds':
             run.val_losses.append(learn.loss.detach())
-            run.val_nums.append(_first(learn.yb).shape[0])
+            run.val_nums.append(first_el(learn.yb).shape[0])
         run.batch_open = True
         run.handler.begin_batch_end()
 
@@ -496,12 +494,6 @@ class V1DriverEnd(CoreCallback):
 def _is_empty(dl: Any) -> bool:
     try: return len(dl) == 0
     except TypeError: return False
-
-
-def _first(yb: tuple) -> Any:
-    x = yb
-    while is_listy(x): x = x[0]
-    return x
 
 
 class V1Adapter(CoreCallback):
