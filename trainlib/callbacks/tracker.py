@@ -23,6 +23,21 @@ def evaluation_only(learn: Any) -> bool:
     return any(cb.name in ('lr_finder', 'gather_preds') for cb in learn.cbs)
 
 
+def default_comp(monitor: str) -> Callable:
+    "How a tracker compares values of ``monitor``: ``np.less`` when its name contains 'loss' or 'error', else ``np.greater``."
+    return np.less if 'loss' in monitor or 'error' in monitor else np.greater
+
+
+def worst_value(comp: Callable) -> float:
+    "The value any first epoch beats: +inf when lower is better (``comp`` is ``np.less``), else -inf."
+    return float('inf') if comp is np.less else -float('inf')
+
+
+def signed_delta(comp: Callable, min_delta: float) -> float:
+    "``min_delta`` with the sign that makes ``comp(value - signed_delta, best)`` require a margin of ``min_delta``."
+    return -min_delta if comp is np.less else min_delta
+
+
 def _check_count(owner: str, name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f'{owner}: {name} must be an int >= {minimum}, got {value!r}')
@@ -97,9 +112,9 @@ class TrackerCallback(Callback):
                  reset_on_fit: bool = True) -> None:
         if not isinstance(monitor, str):
             raise TypeError(f'{type(self).__name__}: monitor must be the name of a Recorder column, got {monitor!r}')
-        if comp is None: comp = np.less if 'loss' in monitor or 'error' in monitor else np.greater
+        if comp is None: comp = default_comp(monitor)
         self.monitor, self.comp, self.reset_on_fit = monitor, comp, reset_on_fit
-        self.min_delta = -min_delta if comp is np.less else min_delta
+        self.min_delta = signed_delta(comp, min_delta)
         self.best: float | None = None
         self.new_best = False
         self._col, self._width, self._epoch_trained = 0, 0, False
@@ -109,7 +124,7 @@ class TrackerCallback(Callback):
         if evaluation_only(self.learn):
             self.run = False
             return
-        if self.reset_on_fit or self.best is None: self.best = float('inf') if self.comp is np.less else -float('inf')
+        if self.reset_on_fit or self.best is None: self.best = worst_value(self.comp)
         self._col, self._width = self._column()
         self.new_best = False
 

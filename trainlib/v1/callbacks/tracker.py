@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..basic_train import LearnerCallback
+from ...callbacks.tracker import default_comp, signed_delta, worst_value
 from ..callback import Callback
 from ._checks import check_arg
 
@@ -46,12 +47,11 @@ class TrackerCallback(LearnerCallback):
         super().__init__(learn)
         check_arg(mode in ('auto', 'min', 'max'), type(self).__name__, 'mode', "'auto', 'min' or 'max'", mode)
         self.monitor, self.mode = monitor, mode
-        auto = 'min' if 'loss' in monitor or 'error' in monitor else 'max'
-        self.operator = _OPERATORS[auto if mode == 'auto' else mode]
+        self.operator = default_comp(monitor) if mode == 'auto' else _OPERATORS[mode]
 
     def on_train_begin(self, **kwargs: Any) -> None:
         "Start from the worst possible value (and check that ``monitor`` is a column of the Recorder)."
-        self.best = float('inf') if self.operator == np.less else -float('inf')
+        self.best = worst_value(self.operator)
         names = self._monitorable()
         if names is not None and self.monitor not in names:
             raise ValueError(f'{type(self).__name__}(monitor={self.monitor!r}) at on_train_begin: the Recorder has no '
@@ -86,7 +86,7 @@ class _PatientTracker(TrackerCallback):
     def __init__(self, learn: Any, monitor: str = 'valid_loss', mode: str = 'auto', min_delta: float = 0,
                  patience: int = 0) -> None:
         super().__init__(learn, monitor=monitor, mode=mode)
-        self.min_delta, self.patience = -min_delta if self.operator == np.less else min_delta, patience
+        self.min_delta, self.patience = signed_delta(self.operator, min_delta), patience
 
     def on_train_begin(self, **kwargs: Any) -> None:
         "No epoch without improvement yet."
