@@ -3,12 +3,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, Callable
 
 from ..callback import Callback
 from .tracker import evaluation_only
 
 __all__ = ['CSVLogger']
+
+
+def write_row(file: IO[str], cells: list) -> None:
+    "Write ``cells`` as one comma-separated line and push it to disk (flush and fsync: a crash loses no row)."
+    file.write(','.join(str(c) for c in cells) + '\n')
+    file.flush()
+    os.fsync(file.fileno())
 
 
 class CSVLogger(Callback):
@@ -54,16 +61,11 @@ class CSVLogger(Callback):
         target = self.target
         target.parent.mkdir(parents=True, exist_ok=True)
         self.file = target.open('a' if self.append else 'w')
-        self._write(self.learn.recorder.metric_names)
-
-    def _write(self, cells: list) -> None:
-        self.file.write(','.join(str(c) for c in cells) + '\n')
-        self.file.flush()
-        os.fsync(self.file.fileno())
+        write_row(self.file, self.learn.recorder.metric_names)
 
     def _write_line(self, log: list) -> None:
         "Write ``log`` as a row (while the file is open), then pass it to the previous logger."
-        if self.file is not None: self._write(log)
+        if self.file is not None: write_row(self.file, log)
         if self.old_logger is not None: self.old_logger(log)
 
     def after_fit(self) -> None:

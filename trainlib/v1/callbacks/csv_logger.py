@@ -1,11 +1,11 @@
 """fastai-1's ``CSVLogger``: the epoch table of a fit, written to a CSV file as it goes."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from time import time
 from typing import Any
 
+from ...callbacks.logging import write_row
 from ...recorder import format_time
 from ..basic_train import LearnerCallback
 from ..imports import pd
@@ -49,9 +49,7 @@ class CSVLogger(LearnerCallback):
         stats = [epoch, smooth_loss] + list(last_metrics or [])
         cells = [_cell(s) for _, s in zip(self.learn.recorder.names, stats)]
         if self.add_time: cells.append(format_time(time() - self.start_epoch))
-        self.file.write(','.join(cells) + '\n')
-        self.file.flush()
-        os.fsync(self.file.fileno())
+        write_row(self.file, cells)
 
     def on_train_end(self, **kwargs: Any) -> None:
         "Close the file."
