@@ -370,8 +370,9 @@ class V1Driver(CoreCallback):
     def after_cancel_batch(self) -> None:
         "A cancelled training batch skips, for v1, what it had not reached yet, and zero_grad."
         if not self.learn.training: return
-        reached = self.current.reached
-        self._flag(*(('skip_bwd',) if not reached else ()), *(('skip_step',) if reached != 'step' else ()), 'skip_zero')
+        reached = self.current.reached           # '', 'backward' or 'step'
+        skipped = ['skip_bwd', 'skip_step'] if not reached else ['skip_step'] if reached == 'backward' else []
+        self._flag(*skipped, 'skip_zero')
 
     def after_cancel_train(self) -> None:
         "A cancelled training phase is ``stop_epoch`` for v1."
