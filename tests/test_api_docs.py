@@ -60,6 +60,8 @@ def public_api():
 
 
 API = sorted(public_api(), key=lambda t: t[0])
+OBJECTS = {name: obj for name, obj, _ in API}
+FUNCTIONS = {name: f for name, _, f in API if f is not None}
 
 
 def checked(name):
@@ -69,13 +71,13 @@ def checked(name):
 
 @pytest.mark.parametrize('name', [checked(name) for name, _, _ in API])
 def test_public_name_has_a_docstring(name):
-    obj = {n: o for n, o, _ in API}[name]
+    obj = OBJECTS[name]
     assert inspect.getdoc(obj), f'{name} has no docstring'
 
 
-@pytest.mark.parametrize('name', [name for name, _, f in API if f is not None])
+@pytest.mark.parametrize('name', list(FUNCTIONS))
 def test_public_signature_has_type_hints(name):
-    f = {n: f for n, _, f in API}[name]
+    f = FUNCTIONS[name]
     sig = inspect.signature(f)
     bare = [p for p in sig.parameters.values() if p.name not in ('self', 'cls')
             and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.annotation is inspect.Parameter.empty]
