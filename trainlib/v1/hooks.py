@@ -30,10 +30,12 @@ class HookCallback(LearnerCallback):
         self.modules, self.do_remove = modules, do_remove
 
     def on_train_begin(self, **kwargs: Any) -> None:
+        "Hook ``self.hook`` on the modules (default: every leaf with parameters)."
         if not self.modules: self.modules = [m for m in flatten_model(self.learn.model) if has_params(m)]
         self.hooks = Hooks(self.modules, self.hook)
 
     def on_train_end(self, **kwargs: Any) -> None:
+        "Remove the hooks (if ``do_remove``)."
         if self.do_remove: self.remove()
 
     def remove(self) -> None:
@@ -47,6 +49,7 @@ class ActivationStats(HookCallback):
     "Mean and std of each hooked module's output at every training batch: ``stats[0|1, module, batch]`` after the fit."
 
     def on_train_begin(self, **kwargs: Any) -> None:
+        "Hook the modules and start with no statistics."
         super().on_train_begin(**kwargs)
         self.stats = []
 
@@ -55,9 +58,11 @@ class ActivationStats(HookCallback):
         return torch.stack((o.mean(), o.std()))
 
     def on_batch_end(self, train: bool, **kwargs: Any) -> None:
+        "Keep the training batch's ``(mean, std)`` of every hooked module (on the device)."
         if train: self.stats.append(torch.stack(self.hooks.stored))
 
     def on_train_end(self, **kwargs: Any) -> None:
+        "Remove the hooks and stack the statistics as ``stats[0|1, module, batch]``."
         super().on_train_end(**kwargs)
         if self.stats: self.stats = torch.stack(self.stats).permute(2, 1, 0)
 

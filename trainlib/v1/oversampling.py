@@ -31,6 +31,7 @@ class OverSamplingCallback(LearnerCallback):
         self.weights = weights
 
     def on_train_begin(self, **kwargs: Any) -> None:
+        "Swap in a training loader that samples with ``weights`` (computed from the labels when None)."
         self.old_dl = self.learn.data.train_dl
         self.labels = _labels(self.old_dl.dataset)
         if not np.issubdtype(self.labels.dtype, np.integer):
@@ -45,4 +46,5 @@ class OverSamplingCallback(LearnerCallback):
                                               collate_fn=old.collate_fn)
 
     def on_train_end(self, **kwargs: Any) -> None:
+        "Put the original training loader back."
         self.learn.data.train_dl = self.old_dl

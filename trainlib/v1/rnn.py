@@ -21,13 +21,16 @@ class RNNTrainer(LearnerCallback):
         self.alpha, self.beta = alpha, beta
 
     def on_epoch_begin(self, **kwargs: Any) -> None:
+        "Reset the model's hidden state."
         self.learn.model.reset()
 
     def on_loss_begin(self, last_output: Any, **kwargs: Any) -> dict:
+        "Keep the raw and dropped outputs; the prediction is the first output."
         self.raw_out, self.out = last_output[1], last_output[2]
         return {'last_output': last_output[0]}
 
     def on_backward_begin(self, last_loss: torch.Tensor, **kwargs: Any) -> dict:
+        "Add the AR and TAR penalties to the training loss."
         if self.alpha != 0.: last_loss = last_loss + self.alpha * self.out[-1].float().pow(2).mean()
         h = self.raw_out[-1]
         if self.beta != 0. and len(h) > 1: last_loss = last_loss + self.beta * (h[:, 1:] - h[:, :-1]).float().pow(2).mean()

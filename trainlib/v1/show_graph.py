@@ -15,6 +15,7 @@ class ShowGraph(LearnerCallback):
     losses after each epoch that validated; nothing happens with a bar that has no graph."""
 
     def on_epoch_end(self, n_epochs: int, last_metrics: Any, **kwargs: Any) -> dict:
+        "Draw the training and validation losses so far in the bar's graph (if it has one)."
         rec = self.learn.recorder
         update = getattr(getattr(rec, 'pbar', None), 'update_graph', None)
         if update is None or last_metrics is None or last_metrics[0] is None: return {}
