@@ -1,0 +1,114 @@
+"What the per-batch fast paths must keep: the same gradients, smoothed losses, counters and batches."
+from functools import partial
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainlib import Callback, OptimWrapper, noop
+from trainlib.testing import synth_learner
+
+
+def _params_with_grads(requires_grad_on_grad: bool = False) -> list:
+    ps = [nn.Parameter(torch.randn(3)), nn.Parameter(torch.randn(2, 2)), nn.Parameter(torch.randn(1))]
+    ps[0].grad, ps[1].grad = torch.ones(3), torch.full((2, 2), 2.)
+    if requires_grad_on_grad: ps[1].grad = (torch.ones(2, 2, requires_grad=True) * 3)
+    return ps
+
+
+@pytest.mark.parametrize('set_to_none', [False, True])
+def test_zero_grad_leaves_the_grads_as_torch_does(set_to_none):
+    ours, theirs = _params_with_grads(True), _params_with_grads(True)
+    OptimWrapper(ours, opt=torch.optim.SGD, lr=0.1).zero_grad(set_to_none=set_to_none)
+    torch.optim.SGD(theirs, lr=0.1).zero_grad(set_to_none=set_to_none)
+    for a, b in zip(ours, theirs):
+        if set_to_none or b.grad is None:
+            assert a.grad is None and b.grad is None
+        else:
+            assert torch.equal(a.grad, b.grad) and a.grad.grad_fn is None and not a.grad.requires_grad
+
+
+def test_zero_grad_is_in_place_by_default_so_the_grad_tensors_survive():
+    ps = _params_with_grads()
+    grad = ps[0].grad
+    OptimWrapper(ps, opt=torch.optim.SGD, lr=0.1).zero_grad()
+    assert ps[0].grad is grad and torch.equal(grad, torch.zeros(3))
+
+
+def test_zero_grad_goes_through_an_optimizer_that_overrides_it():
+    calls = []
+
+    class Counting(torch.optim.SGD):
+        def zero_grad(self, set_to_none=True):
+            calls.append(set_to_none)
+            super().zero_grad(set_to_none=set_to_none)
+
+    OptimWrapper(_params_with_grads(), opt=Counting, lr=0.1).zero_grad()
+    assert calls == [False]
+
+
+def test_zero_grad_goes_through_torch_with_foreach_and_under_the_profiler():
+    ps = _params_with_grads()
+    OptimWrapper(ps, opt=partial(torch.optim.SGD, foreach=True), lr=0.1).zero_grad()
+    assert all(p.grad is None or not p.grad.any() for p in ps)
+    ps = _params_with_grads()
+    opt = OptimWrapper(ps, opt=torch.optim.SGD, lr=0.1)
+    with torch.profiler.profile() as prof: opt.zero_grad()
+    assert any('zero_grad' in e.name for e in prof.events())
+    assert not ps[0].grad.any()
+
+
+class _Watch(Callback):
+    "Keeps, after each training batch, what callbacks can read then."
+    order = 55
+
+    def before_fit(self): self.seen = []
+
+    def after_batch(self):
+        if self.training:
+            self.seen.append((self.smooth_loss.clone(), self.train_iter, self.pct_train,
+                              self.loss.detach().clone()))
+
+
+def _reference_smooth(losses: list, beta: float = 0.98) -> list:
+    "fastai's AvgSmoothLoss, step by step: ``val = lerp(loss, val, beta)``, value ``val / (1 - beta**n)``."
+    val, out = torch.tensor(0.), []
+    for i, loss in enumerate(losses, 1):
+        val = torch.lerp(loss.mean(), val, beta)
+        out.append(val / (1 - beta ** i))
+    return out
+
+
+def _one_element_mse(pred, targ):
+    return F.mse_loss(pred, targ).reshape(1)
+
+
+@pytest.mark.parametrize('loss_func', [None, _one_element_mse])
+def test_smooth_loss_counters_and_recorder_losses_per_batch(loss_func):
+    watch = _Watch()
+    learn = synth_learner(n_trn=5, cbs=watch)
+    if loss_func is not None: learn.loss_func = loss_func
+    learn.logger = noop
+    learn.fit(2, lr=0.01)
+    seen = watch.seen
+    expected = _reference_smooth([s[3] for s in seen])
+    assert [s[0].item() for s in seen] == [e.item() for e in expected]           # bit for bit
+    assert [v.item() for v in learn.recorder.losses] == [e.item() for e in expected]
+    assert learn.smooth_loss.item() == expected[-1].item()
+    assert [s[1] for s in seen] == list(range(1, 11))
+    assert [s[2] for s in seen] == pytest.approx([i / 10 for i in range(1, 11)])
+    assert learn.recorder.values[-1][0] == pytest.approx(expected[-1].item())
+
+
+def test_learner_zeroes_grads_in_place_between_batches():
+    grads = []
+
+    class Peek(Callback):
+        def before_batch(self):
+            if self.training: grads.append(self.model.a.grad)
+
+    learn = synth_learner(n_trn=3, cbs=Peek())
+    learn.logger = noop
+    learn.fit(1)
+    assert grads[0] is None and grads[1] is grads[2] and not grads[2].any()
