@@ -75,11 +75,13 @@ class AvgSmoothLoss(Metric):
     def reset(self) -> None: self.count, self.val = 0, torch.tensor(0.)
     def accumulate(self, learn: Any) -> None:
         self.count += 1
-        loss = learn.loss.mean().detach()
-        if self.val.device != loss.device: self.val = self.val.to(loss.device)
-        self.val = torch.lerp(loss, self.val, self.beta)
+        loss = learn.loss.detach()             # detached first: no autograd node for the mean
+        if loss.dim(): loss = loss.mean()      # a 0-d loss is its own mean: one op less per batch
+        val = self.val
+        if val.device != loss.device: val = val.to(loss.device)
+        self.val = torch.lerp(loss, val, self.beta)
     @property
-    def value(self) -> torch.Tensor: return self.val / (1 - self.beta ** self.count)
+    def value(self) -> torch.Tensor: return torch.div(self.val, 1 - self.beta ** self.count)
     @property
     def name(self) -> str: return 'smooth_loss'
 
