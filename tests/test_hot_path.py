@@ -112,3 +112,33 @@ def test_learner_zeroes_grads_in_place_between_batches():
     learn.logger = noop
     learn.fit(1)
     assert grads[0] is None and grads[1] is grads[2] and not grads[2].any()
+
+
+def test_smooth_loss_is_the_last_recorded_loss_and_survives_export(tmp_path):
+    learn = synth_learner(n_trn=4)
+    learn.logger = noop
+    learn.fit(1)
+    first = learn.smooth_loss
+    assert first is learn.recorder.losses[-1] and len(learn.recorder.losses) == 4
+    learn.fit(1)
+    assert learn.smooth_loss is learn.recorder.losses[-1] and learn.smooth_loss is not first
+    learn2 = torch.load(learn.export(tmp_path / 'l.pkl'), weights_only=False)
+    assert learn2.smooth_loss.item() == learn.smooth_loss.item()
+
+
+def test_callbacks_before_the_recorder_see_the_previous_batch_smooth_loss():
+    seen = []
+
+    class Early(Callback):
+        order = 40                                   # before Recorder (50) in after_batch
+
+        def after_batch(self):
+            if self.training: seen.append(self.smooth_loss)
+
+    learn = synth_learner(n_trn=3, cbs=Early())
+    learn.logger = noop
+    learn.fit(1)
+    last = learn.recorder.losses[-1]
+    learn.fit(1)
+    losses = learn.recorder.losses
+    assert seen[0] is None and seen[3] is last and seen[4] is losses[0] and seen[5] is losses[1]

@@ -68,6 +68,7 @@ class Learner:
             raise TypeError(f'Learner: loss_func must be callable (pred, *targets) -> loss, got {loss_func!r}')
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f'Learner: model must be a torch.nn.Module, got {type(model).__name__}')
+        self._lazy: dict = {}
         self.dls, self.model, self.loss_func, self.opt_func, self.lr = dls, model, loss_func, opt_func, lr
         self.splitter, self.model_dir, self.wd, self.wd_bn_bias = splitter, model_dir, wd, wd_bn_bias
         self.train_bn, self.moms, self.default_cbs = train_bn, moms, default_cbs
@@ -109,12 +110,21 @@ class Learner:
     def __getattr__(self, name: str) -> Any:
         # Names not found on the Learner are looked up on the model (fastai's GetAttr).
         if name.startswith('_') or name in _EVENT_SET: raise AttributeError(name)
+        lazy = self.__dict__.get('_lazy')
+        if lazy and name in lazy:
+            value = self.__dict__[name] = lazy.pop(name)()
+            return value
         model = self.__dict__.get('model')
         if model is None: raise AttributeError(name)
         try: return getattr(model, name)
         except AttributeError:
             raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}, "
                                  f"and neither has its model ({type(model).__name__})") from None
+
+    def _defer_attr(self, name: str, thunk: Callable[[], Any]) -> None:
+        "Make ``learn.<name>`` ``thunk()``, called when first read (for per-batch values often never read)."
+        self.__dict__.pop(name, None)
+        self._lazy[name] = thunk
 
     # ================================================================== callbacks
     def _coerce_callback(self, cb: Any) -> Callback:
@@ -548,11 +558,14 @@ class Learner:
         return target
 
     def __getstate__(self) -> dict:
-        state = {k: v for k, v in self.__dict__.items() if k not in ('lock', '_train_cbs', '_valid_cbs', 'exception')}
+        for name in list(self._lazy): getattr(self, name)
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in ('lock', '_train_cbs', '_valid_cbs', 'exception', '_lazy')}
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self._lazy = {}
         self.lock = threading.RLock()
         self.exception = None
         for cb in self.cbs: object.__setattr__(cb, 'learn', self)

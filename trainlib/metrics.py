@@ -67,6 +67,17 @@ class AvgLoss(Metric):
     def name(self) -> str: return 'loss'
 
 
+class _LazyDiv:
+    "``torch.div(val, denom)``, computed the first time it is called, then kept."
+    __slots__ = ('val', 'denom', 'result')
+
+    def __init__(self, val: torch.Tensor, denom: float) -> None: self.val, self.denom, self.result = val, denom, None
+
+    def __call__(self) -> torch.Tensor:
+        if self.result is None: self.result, self.val = torch.div(self.val, self.denom), None
+        return self.result
+
+
 class AvgSmoothLoss(Metric):
     "The debiased exponential moving average of the loss (``beta=0.98``), kept as a device tensor."
     def __init__(self, beta: float = 0.98) -> None:
@@ -80,8 +91,11 @@ class AvgSmoothLoss(Metric):
         val = self.val
         if val.device != loss.device: val = val.to(loss.device)
         self.val = torch.lerp(loss, val, self.beta)
+    def lazy_value(self) -> Callable[[], torch.Tensor]:
+        "A function giving the current ``value`` when first called: no tensor op until someone needs it."
+        return _LazyDiv(self.val, 1 - self.beta ** self.count)
     @property
-    def value(self) -> torch.Tensor: return torch.div(self.val, 1 - self.beta ** self.count)
+    def value(self) -> torch.Tensor: return self.lazy_value()()
     @property
     def name(self) -> str: return 'smooth_loss'
 
