@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlib import Callback, OptimWrapper, noop
+from trainlib import (CancelBackwardException, CancelBatchException, CancelStepException, Callback, OptimWrapper,
+                      noop)
 from trainlib.testing import synth_learner
 
 
@@ -142,3 +143,72 @@ def test_callbacks_before_the_recorder_see_the_previous_batch_smooth_loss():
     learn.fit(1)
     losses = learn.recorder.losses
     assert seen[0] is None and seen[3] is last and seen[4] is losses[0] and seen[5] is losses[1]
+
+
+class _Trace(Callback):
+    "Records every event of training batch 1, and whether the parameters moved and the grads at its end."
+    order = -1000
+
+    def __init__(self, raise_at: str, exc: type) -> None: self.raise_at, self.exc, self.events = raise_at, exc, []
+
+    def __call__(self, event_name: str):
+        learn = self.learn
+        if learn.training and learn.iter == 1 and event_name in INNER_EVENTS:
+            if event_name == 'before_batch': self.before = [p.detach().clone() for p in learn.model.parameters()]
+            self.events.append(event_name)
+            if event_name == 'after_batch':
+                self.moved = any(not torch.equal(a, p) for a, p in zip(self.before, learn.model.parameters()))
+                self.grads = [p.grad.abs().sum().item() for p in learn.model.parameters()]
+            if event_name == self.raise_at:
+                self.events.append('!!')
+                raise self.exc
+
+
+INNER_EVENTS = ('before_batch', 'after_pred', 'after_loss', 'before_backward', 'after_cancel_backward',
+                'after_backward', 'before_step', 'after_cancel_step', 'after_step', 'after_cancel_batch', 'after_batch')
+FULL = ['before_batch', 'after_pred', 'after_loss', 'before_backward', 'after_backward', 'before_step', 'after_step',
+        'after_batch']
+
+
+@pytest.mark.parametrize('raise_at, exc, events, moved, grads_zero', [
+    # the batch-level sequences of ../shared/oracle/fa2_trace.txt (fastai 2.8.12), section 2 and 3
+    ('after_pred', CancelBatchException, ['before_batch', 'after_pred', '!!', 'after_cancel_batch', 'after_batch'],
+     False, True),
+    ('before_backward', CancelBackwardException,
+     ['before_batch', 'after_pred', 'after_loss', 'before_backward', '!!', 'after_cancel_backward', 'after_backward',
+      'before_step', 'after_step', 'after_batch'], True, True),
+    ('before_step', CancelStepException,
+     ['before_batch', 'after_pred', 'after_loss', 'before_backward', 'after_backward', 'before_step', '!!',
+      'after_cancel_step', 'after_step', 'after_batch'], False, True),
+    ('before_step', CancelBatchException,
+     ['before_batch', 'after_pred', 'after_loss', 'before_backward', 'after_backward', 'before_step', '!!',
+      'after_cancel_batch', 'after_batch'], False, False),
+    (None, None, FULL, True, True),
+])
+def test_batch_level_events_under_each_cancel_exception(raise_at, exc, events, moved, grads_zero):
+    trace = _Trace(raise_at, exc)
+    learn = synth_learner(n_trn=3, cbs=trace)
+    learn.logger = noop
+    learn.fit(1, lr=0.1)
+    assert trace.events == events
+    assert trace.moved == moved                  # momentum moves the params even when backward is cancelled
+    assert (trace.grads == [0., 0.]) == grads_zero   # zero_grad is skipped when the batch is cancelled
+
+
+def _moved(cb: Callback) -> bool:
+    learn = synth_learner(n_trn=2, cbs=cb)
+    learn.logger = noop
+    start = [p.detach().clone() for p in learn.model.parameters()]
+    learn.fit(1, lr=0.1)
+    return any(not torch.equal(a, p) for a, p in zip(start, learn.model.parameters()))
+
+
+@pytest.mark.parametrize('change', ['replace', 'in_place'])
+def test_a_loss_changed_in_after_loss_is_the_one_back_propagated(change):
+    class ZeroLoss(Callback):
+        def after_loss(self):
+            if not self.training: return
+            if change == 'replace': self.learn.loss = self.loss * 0
+            else: self.learn.loss.mul_(0)
+
+    assert not _moved(ZeroLoss()) and _moved(Callback())

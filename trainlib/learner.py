@@ -351,9 +351,15 @@ class Learner:
     def one_batch(self, i: int, b: Any) -> None:
         "Run batch ``b`` (index ``i``): the whole step in training, up to the loss in validation."
         self.iter = i
-        b = to_device(b, self._batch_device or self._device_for_batches())
+        device = self._batch_device or self._device_for_batches()
+        if not _on_device(b, device): b = to_device(b, device)
         self._split(b)
-        self._with_events(self._do_one_batch, 'batch', CancelBatchException)
+        try:                                     # the batch level, written out (see _with_events)
+            self._fire('before_batch')
+            self._do_one_batch()
+        except CancelBatchException:
+            self._fire('after_cancel_batch')
+        self._fire('after_batch')
 
     def _split(self, b: Any) -> None:
         if isinstance(b, torch.Tensor): b = (b,)
@@ -362,20 +368,35 @@ class Learner:
         self.xb, self.yb = b[:n], b[n:]
 
     def _do_one_batch(self) -> None:
+        fire = self._fire
         self.pred = self.model(*self.xb)
-        self._fire('after_pred')
+        fire('after_pred')
         if len(self.yb):
             self.loss_grad = self.loss_func(self.pred, *self.yb)
             self.loss = self.loss_grad.clone()
+        if (self._train_cbs if self.training else self._valid_cbs)['after_loss']: self._after_loss()
+        if not self.training or not len(self.yb): return
+        try:                                     # the backward and step levels, written out (see _with_events)
+            fire('before_backward')
+            self._backward()
+        except CancelBackwardException:
+            fire('after_cancel_backward')
+        fire('after_backward')
+        try:
+            fire('before_step')
+            self._step()
+        except CancelStepException:
+            fire('after_cancel_step')
+        fire('after_step')
+        self.opt.zero_grad()
+
+    def _after_loss(self) -> None:
+        "Fire after_loss (called only when someone listens), noticing a change of ``learn.loss``."
         loss, loss_grad = self.loss, self.loss_grad
         version = loss._version if isinstance(loss, torch.Tensor) else None
         self._fire('after_loss')
         if self.loss is not loss or (version is not None and loss._version != version):
             self._loss_changed(loss_grad)
-        if not self.training or not len(self.yb): return
-        self._with_events(self._backward, 'backward', CancelBackwardException)
-        self._with_events(self._step, 'step', CancelStepException)
-        self.opt.zero_grad()
 
     def _loss_changed(self, loss_grad: Any) -> None:
         "A callback changed ``learn.loss`` in after_loss but left ``loss_grad``: back-propagate the new loss."
@@ -570,6 +591,14 @@ class Learner:
         self.exception = None
         for cb in self.cbs: object.__setattr__(cb, 'learn', self)
         self._callbacks_changed()
+
+
+def _on_device(b: Any, device: Any) -> bool:
+    "True when ``to_device(b, device)`` would change nothing but the tuple: plain tensors already there."
+    if type(b) is not tuple: return False
+    for t in b:
+        if type(t) is not torch.Tensor or t.device != device: return False
+    return True
 
 
 def _looks_like_v1(cb: Any) -> bool:
