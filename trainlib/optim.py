@@ -108,6 +108,7 @@ class OptimWrapper:
     def get_hyper(self, name: str, group: int = -1) -> Any:
         "The value of hyper-parameter ``name`` in one group (fast: no dict is built)."
         g = self.opt.param_groups[group]
+        if name not in self.fwd_map.values(): return g[name]      # a torch key under its own name ('lr')
         key, idx = self._torch_key(name, g)
         v = g[key]
         return v[idx] if idx is not None else v
