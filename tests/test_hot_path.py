@@ -212,3 +212,31 @@ def test_a_loss_changed_in_after_loss_is_the_one_back_propagated(change):
             else: self.learn.loss.mul_(0)
 
     assert not _moved(ZeroLoss()) and _moved(Callback())
+
+
+class _Sub(torch.Tensor):
+    "A tensor subclass, as fastai's TensorBase, that CastToTensor turns into a plain tensor."
+
+
+def test_cast_to_tensor_turns_subclasses_into_plain_tensors_and_leaves_plain_batches_alone():
+    seen = []
+
+    class Peek(Callback):
+        order = 10                                   # right after CastToTensor
+
+        def before_batch(self): seen.append((type(self.xb), [type(t) for t in self.xb + self.yb], self.xb))
+
+    x, y = torch.randn(4, 1), torch.randn(4, 1)
+    learn = synth_learner(cbs=Peek())
+    learn.logger = noop
+    learn.get_preds(dl=[(x.as_subclass(_Sub), y)])
+    learn.get_preds(dl=[[x, y]])
+    assert seen[0][:2] == (tuple, [torch.Tensor, torch.Tensor])
+    assert seen[1][0] is list and seen[1][2][0] is x
+
+
+def test_get_hyper_reads_torch_keys_and_fastai_names():
+    opt = OptimWrapper([nn.Parameter(torch.randn(2))], opt=torch.optim.Adam, lr=0.1, mom=0.8, sqr_mom=0.9, wd=0.5)
+    assert (opt.get_hyper('lr'), opt.get_hyper('mom'), opt.get_hyper('sqr_mom'), opt.get_hyper('wd')) == (0.1, 0.8, 0.9, 0.5)
+    assert opt.get_hyper('eps') == opt.param_groups[0]['eps']
+    with pytest.raises(KeyError): opt.get_hyper('no_such_hyper')
