@@ -12,8 +12,10 @@ from trainlib.testing import synth_learner
 
 
 def _params_with_grads(requires_grad_on_grad: bool = False) -> list:
-    ps = [nn.Parameter(torch.randn(3)), nn.Parameter(torch.randn(2, 2)), nn.Parameter(torch.randn(1))]
+    ps = [nn.Parameter(torch.randn(3)), nn.Parameter(torch.randn(2, 2)), nn.Parameter(torch.randn(1)),
+          nn.Parameter(torch.randn(4))]
     ps[0].grad, ps[1].grad = torch.ones(3), torch.full((2, 2), 2.)
+    ps[3].grad = torch.ones(4).to_sparse()
     if requires_grad_on_grad: ps[1].grad = (torch.ones(2, 2, requires_grad=True) * 3)
     return ps
 
@@ -27,7 +29,8 @@ def test_zero_grad_leaves_the_grads_as_torch_does(set_to_none):
         if set_to_none or b.grad is None:
             assert a.grad is None and b.grad is None
         else:
-            assert torch.equal(a.grad, b.grad) and a.grad.grad_fn is None and not a.grad.requires_grad
+            assert a.grad.is_sparse == b.grad.is_sparse and torch.equal(a.grad.to_dense(), b.grad.to_dense())
+            assert a.grad.grad_fn is None and not a.grad.requires_grad
 
 
 def test_zero_grad_is_in_place_by_default_so_the_grad_tensors_survive():
@@ -52,7 +55,7 @@ def test_zero_grad_goes_through_an_optimizer_that_overrides_it():
 def test_zero_grad_goes_through_torch_with_foreach_and_under_the_profiler():
     ps = _params_with_grads()
     OptimWrapper(ps, opt=partial(torch.optim.SGD, foreach=True), lr=0.1).zero_grad()
-    assert all(p.grad is None or not p.grad.any() for p in ps)
+    assert all(p.grad is None or not p.grad.to_dense().any() for p in ps)
     ps = _params_with_grads()
     opt = OptimWrapper(ps, opt=torch.optim.SGD, lr=0.1)
     with torch.profiler.profile() as prof: opt.zero_grad()
