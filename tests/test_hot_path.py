@@ -243,3 +243,26 @@ def test_get_hyper_reads_torch_keys_and_fastai_names():
     assert (opt.get_hyper('lr'), opt.get_hyper('mom'), opt.get_hyper('sqr_mom'), opt.get_hyper('wd')) == (0.1, 0.8, 0.9, 0.5)
     assert opt.get_hyper('eps') == opt.param_groups[0]['eps']
     with pytest.raises(KeyError): opt.get_hyper('no_such_hyper')
+
+
+def test_avg_metric_gives_the_batch_size_weighted_mean_without_grad():
+    from trainlib import AvgMetric, accuracy, mse
+    learn = synth_learner(n_trn=1)
+    preds = [torch.randn(3, 4, requires_grad=True), torch.randn(2, 4, requires_grad=True)]
+    targs = [torch.randint(0, 4, (3,)), torch.randint(0, 4, (2,))]
+    for func in (accuracy, lambda p, t: mse(p.sum(1), t.float())):
+        m = AvgMetric(func)
+        m.reset()
+        for p, t in zip(preds, targs):
+            learn.pred, learn.yb = p, (t,)
+            m.accumulate(learn)
+        expected = (func(preds[0], targs[0]) * 3 + func(preds[1], targs[1]) * 2) / 5
+        assert not m.value.requires_grad and m.value.item() == pytest.approx(expected.item())
+
+
+def test_flatten_check_flattens_non_contiguous_tensors_and_checks_sizes():
+    from trainlib import flatten_check
+    a, b = torch.arange(6.).view(2, 3).t(), torch.arange(6.)
+    fa, fb = flatten_check(a, b)
+    assert fa.tolist() == [0., 3., 1., 4., 2., 5.] and fb.tolist() == b.tolist()
+    with pytest.raises(ValueError, match='same size, got 6 and 5'): flatten_check(a, torch.arange(5.))

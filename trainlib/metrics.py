@@ -46,7 +46,9 @@ class AvgMetric(Metric):
     def reset(self) -> None: self.total, self.count = 0., 0
     def accumulate(self, learn: Any) -> None:
         bs = find_bs(learn.yb)
-        self.total = self.total + to_detach(self.func(learn.pred, *learn.yb), cpu=False) * bs
+        v = self.func(learn.pred, *learn.yb)
+        if type(v) is not torch.Tensor or v.requires_grad: v = to_detach(v, cpu=False)   # else nothing to detach
+        self.total = self.total + v * bs
         self.count += bs
     @property
     def value(self) -> Any: return self.total / self.count if self.count else None
@@ -145,7 +147,7 @@ def mk_metric(m: Any) -> Metric:
 
 def flatten_check(inp: torch.Tensor, targ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "Flatten both tensors and check they have the same number of elements."
-    inp, targ = inp.contiguous().view(-1), targ.contiguous().view(-1)
+    inp, targ = inp.reshape(-1), targ.reshape(-1)        # a view when contiguous, else a copy: one op each
     if len(inp) != len(targ):
         raise ValueError(f'expected predictions and targets of the same size, got {len(inp)} and {len(targ)}')
     return inp, targ
