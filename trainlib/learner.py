@@ -82,6 +82,7 @@ class Learner:
             raise TypeError(f'Learner: loss_func must be callable (pred, *targets) -> loss, got {loss_func!r}')
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f'Learner: model must be a torch.nn.Module, got {type(model).__name__}')
+        self._lazy: dict = {}
         self.dls, self.model, self.loss_func, self.opt_func, self.lr = dls, model, loss_func, opt_func, lr
         self.splitter, self.model_dir, self.wd, self.wd_bn_bias = splitter, model_dir, wd, wd_bn_bias
         self.train_bn, self.moms, self.default_cbs = train_bn, moms, default_cbs
@@ -125,12 +126,21 @@ class Learner:
     def __getattr__(self, name: str) -> Any:
         # Names not found on the Learner are looked up on the model (fastai's GetAttr).
         if name.startswith('_') or name in _EVENT_SET: raise AttributeError(name)
+        lazy = self.__dict__.get('_lazy')
+        if lazy and name in lazy:
+            value = self.__dict__[name] = lazy.pop(name)()
+            return value
         model = self.__dict__.get('model')
         if model is None: raise AttributeError(name)
         try: return getattr(model, name)
         except AttributeError:
             raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}, "
                                  f"and neither has its model ({type(model).__name__})") from None
+
+    def _defer_attr(self, name: str, thunk: Callable[[], Any]) -> None:
+        "Make ``learn.<name>`` ``thunk()``, called when first read (for per-batch values often never read)."
+        self.__dict__.pop(name, None)
+        self._lazy[name] = thunk
 
     # ================================================================== callbacks
     def _coerce_callback(self, cb: Any) -> Callback:
@@ -382,7 +392,8 @@ class Learner:
     def one_batch(self, i: int, b: Any) -> None:
         "Run batch ``b`` (index ``i``): the whole step in training, up to the loss in validation."
         self.iter = i
-        b = to_device(b, self._batch_device or self._device_for_batches())
+        device = self._batch_device or self._device_for_batches()
+        if not _on_device(b, device): b = to_device(b, device)
         self._split(b)
         self._with_events(self._do_one_batch, 'batch', CancelBatchException)
 
@@ -400,16 +411,20 @@ class Learner:
         if len(self.yb):
             self.loss_grad = self.loss_func(self.pred, *self.yb)
             self.loss = self.loss_grad.clone()
-        loss, loss_grad = self.loss, self.loss_grad
-        version = loss._version if isinstance(loss, torch.Tensor) else None
-        self._fire('after_loss')
-        if self.loss is not loss or (version is not None and loss._version != version):
-            self._loss_changed(loss_grad)
+        if (self._train_cbs if self.training else self._valid_cbs)['after_loss']: self._after_loss()
         if not self.training or not len(self.yb): return
         self._with_events(self._backward, 'backward', CancelBackwardException)
         self._with_events(self._step, 'step', CancelStepException)
         if self.skip_zero_grad: self.skip_zero_grad = False
         else: self.opt.zero_grad()
+
+    def _after_loss(self) -> None:
+        "Fire after_loss (called only when someone listens), noticing a change of ``learn.loss``."
+        loss, loss_grad = self.loss, self.loss_grad
+        version = loss._version if isinstance(loss, torch.Tensor) else None
+        self._fire('after_loss')
+        if self.loss is not loss or (version is not None and loss._version != version):
+            self._loss_changed(loss_grad)
 
     def _loss_changed(self, loss_grad: Any) -> None:
         "A callback changed ``learn.loss`` in after_loss but left ``loss_grad``: back-propagate the new loss."
@@ -660,15 +675,25 @@ class Learner:
         return None
 
     def __getstate__(self) -> dict:
+        for name in list(self._lazy): getattr(self, name)
         return {k: v for k, v in self.__dict__.items()
-                if k not in ('lock', '_train_cbs', '_valid_cbs', 'exception', '_running')}
+                if k not in ('lock', '_train_cbs', '_valid_cbs', 'exception', '_running', '_lazy')}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self._lazy = {}
         self.lock = threading.RLock()
         self.exception, self._running = None, 0
         for cb in self.cbs: object.__setattr__(cb, 'learn', self)
         self._callbacks_changed()
+
+
+def _on_device(b: Any, device: Any) -> bool:
+    "True when ``to_device(b, device)`` would change nothing but the tuple: plain tensors already there."
+    if type(b) is not tuple: return False
+    for t in b:
+        if type(t) is not torch.Tensor or t.device != device: return False
+    return True
 
 
 def _looks_like_v1(cb: Any) -> bool:

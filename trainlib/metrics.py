@@ -46,7 +46,9 @@ class AvgMetric(Metric):
     def reset(self) -> None: self.total, self.count = 0., 0
     def accumulate(self, learn: Any) -> None:
         bs = find_bs(learn.yb)
-        self.total = self.total + to_detach(self.func(learn.pred, *learn.yb), cpu=False) * bs
+        v = self.func(learn.pred, *learn.yb)
+        if type(v) is not torch.Tensor or v.requires_grad: v = to_detach(v, cpu=False)   # else nothing to detach
+        self.total = self.total + v * bs
         self.count += bs
     @property
     def value(self) -> Any: return self.total / self.count if self.count else None
@@ -67,6 +69,17 @@ class AvgLoss(Metric):
     def name(self) -> str: return 'loss'
 
 
+class _LazyDiv:
+    "``torch.div(val, denom)``, computed the first time it is called, then kept."
+    __slots__ = ('val', 'denom', 'result')
+
+    def __init__(self, val: torch.Tensor, denom: float) -> None: self.val, self.denom, self.result = val, denom, None
+
+    def __call__(self) -> torch.Tensor:
+        if self.result is None: self.result, self.val = torch.div(self.val, self.denom), None
+        return self.result
+
+
 class AvgSmoothLoss(Metric):
     "The debiased exponential moving average of the loss (``beta=0.98``), kept as a device tensor."
     def __init__(self, beta: float = 0.98) -> None:
@@ -75,11 +88,16 @@ class AvgSmoothLoss(Metric):
     def reset(self) -> None: self.count, self.val = 0, torch.tensor(0.)
     def accumulate(self, learn: Any) -> None:
         self.count += 1
-        loss = learn.loss.mean().detach()
-        if self.val.device != loss.device: self.val = self.val.to(loss.device)
-        self.val = torch.lerp(loss, self.val, self.beta)
+        loss = learn.loss.detach()             # detached first: no autograd node for the mean
+        if loss.dim(): loss = loss.mean()      # a 0-d loss is its own mean: one op less per batch
+        val = self.val
+        if val.device != loss.device: val = val.to(loss.device)
+        self.val = torch.lerp(loss, val, self.beta)
+    def lazy_value(self) -> Callable[[], torch.Tensor]:
+        "A function giving the current ``value`` when first called: no tensor op until someone needs it."
+        return _LazyDiv(self.val, 1 - self.beta ** self.count)
     @property
-    def value(self) -> torch.Tensor: return self.val / (1 - self.beta ** self.count)
+    def value(self) -> torch.Tensor: return self.lazy_value()()
     @property
     def name(self) -> str: return 'smooth_loss'
 
@@ -134,7 +152,7 @@ def mk_metric(m: Any) -> Metric:
 
 def flatten_check(inp: torch.Tensor, targ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "Flatten both tensors and check they have the same number of elements."
-    inp, targ = inp.contiguous().view(-1), targ.contiguous().view(-1)
+    inp, targ = inp.reshape(-1), targ.reshape(-1)        # a view when contiguous, else a copy: one op each
     if len(inp) != len(targ):
         raise ValueError(f'expected predictions and targets of the same size, got {len(inp)} and {len(targ)}')
     return inp, targ

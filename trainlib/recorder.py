@@ -17,7 +17,7 @@ import torch
 from dataclasses_json import dataclass_json
 
 from .callback import Callback
-from .metrics import AvgLoss, AvgSmoothLoss, Metric
+from .metrics import AvgLoss, AvgSmoothLoss, Metric, _LazyDiv
 
 __all__ = ['Recorder', 'History', 'ValidationMeter', 'format_time']
 
@@ -54,13 +54,14 @@ class Recorder(Callback):
     the smoothed loss at the end of the epoch); ``losses``/``lrs`` one entry per training batch."""
     order = 50
     remove_on_fetch = True
-    _stateattrs = ('lrs', 'iters', 'losses', 'values')
+    _stateattrs = ('lrs', 'iters', '_losses', '_lazy', 'values')
 
     def __init__(self, add_time: bool = True, train_metrics: bool = False, valid_metrics: bool = True,
                  beta: float = 0.98) -> None:
         self.add_time, self.train_metrics, self.valid_metrics = add_time, train_metrics, valid_metrics
         self.loss, self.smooth_loss = AvgLoss(), AvgSmoothLoss(beta=beta)
-        self.lrs, self.iters, self.losses, self.values = [], [], [], []
+        self.lrs, self.iters, self.values = [], [], []
+        self._reset_losses()
         self.hps: dict = {}
         self.metric_names: list = []
         self._train_now = self._valid_now = None
@@ -68,7 +69,8 @@ class Recorder(Callback):
     # ------------------------------------------------------------------ events
     def before_fit(self) -> None:
         "Reset the history and build the column names."
-        self.lrs, self.iters, self.losses, self.values = [], [], [], []
+        self.lrs, self.iters, self.values = [], [], []
+        self._reset_losses()
         names = [m.name for m in self._metrics]
         if self.train_metrics and self.valid_metrics:
             names = [f'train_{n}' for n in ['loss'] + names] + [f'valid_{n}' for n in ['loss'] + names]
@@ -103,9 +105,29 @@ class Recorder(Callback):
         for m in mets: m.accumulate(learn)
         if not learn.training: return
         self.lrs.append(learn.opt.get_hyper('lr'))
-        smooth = self.smooth_loss.value
-        self.losses.append(smooth)
-        learn.smooth_loss = smooth
+        smooth = self.smooth_loss.lazy_value()       # divided when read: a tensor op less per batch
+        self._losses.append(smooth)
+        self._lazy.append(smooth)
+        learn._defer_attr('smooth_loss', smooth)
+
+    # ------------------------------------------------------------------ the per-batch smoothed losses
+    @property
+    def losses(self) -> list:
+        "The smoothed loss after each training batch of the last fit (tensors; ``learn.smooth_loss`` is the last)."
+        losses, n = self._losses, len(self._lazy)
+        if n:
+            for i in range(len(losses) - 1, -1, -1):         # the lazy ones are at the end
+                if type(losses[i]) is _LazyDiv:
+                    losses[i] = losses[i]()
+                    n -= 1
+                    if not n: break
+            self._lazy.clear()
+        return losses
+
+    @losses.setter
+    def losses(self, v: list) -> None: self._losses, self._lazy = v, []
+
+    def _reset_losses(self) -> None: self._losses, self._lazy = [], []
 
     def after_cancel_train(self) -> None:
         "A cancelled training phase adds no columns to the row."

@@ -64,9 +64,16 @@ class CastToTensor(Callback):
     def before_batch(self) -> None:
         "Replace tensor subclasses in ``xb``/``yb`` by plain tensors."
         learn = self.learn
-        if any(type(t) is not torch.Tensor for t in learn.xb) or any(type(t) is not torch.Tensor for t in learn.yb):
-            learn.xb = type(learn.xb)(_plain(t) for t in learn.xb)
-            learn.yb = type(learn.yb)(_plain(t) for t in learn.yb)
+        xb, yb = learn.xb, learn.yb
+        if not (_all_plain(xb) and _all_plain(yb)):
+            learn.xb = type(xb)(_plain(t) for t in xb)
+            learn.yb = type(yb)(_plain(t) for t in yb)
+
+
+def _all_plain(ts: Any) -> bool:
+    for t in ts:
+        if type(t) is not torch.Tensor: return False
+    return True
 
 
 class SkipToEpoch(Callback):

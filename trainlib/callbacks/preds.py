@@ -28,6 +28,21 @@ def _take(x: Any, order: torch.Tensor | None, dim: int) -> Any:
     return x
 
 
+_BLOCK = 32
+
+
+def _keep(items: list, item: Any, dim: int) -> None:
+    """Append ``item``; every ``_BLOCK`` items, join the last ones into one (``_cat`` of the whole list
+    gives the same result): many small tensors kept between large transient ones fragment the heap."""
+    items.append(item)
+    if len(items) % _BLOCK or not isinstance(item, torch.Tensor) or not item.dim(): return
+    block = items[-_BLOCK:]
+    if any(not isinstance(t, torch.Tensor) or t.dim() != item.dim() for t in block): return
+    try: joined = _cat(block, dim)
+    except RuntimeError: return                      # shapes that do not join: left for the final _cat to report
+    items[-_BLOCK:] = [joined]
+
+
 class GatherPredsCallback(Callback):
     """Keep each validation batch's predictions (and targets, inputs, per-item losses) on the CPU.
 
@@ -57,19 +72,20 @@ class GatherPredsCallback(Callback):
         if not hasattr(learn, 'pred'): return
         i = self._count
         self._count += 1
-        if self.with_input: self.inputs.append(to_detach(learn.xb[0] if len(learn.xb) == 1 else learn.xb))
+        d = self.concat_dim
+        if self.with_input: _keep(self.inputs, to_detach(learn.xb[0] if len(learn.xb) == 1 else learn.xb), d)
         if self.with_preds:
             pred = to_detach(learn.pred)
-            if self.save_preds is None: self.preds.append(pred)
+            if self.save_preds is None: _keep(self.preds, pred, d)
             else: torch.save(pred, self.save_preds / f'{i}.pt')
         if self.with_targs and len(learn.yb):
             targ = to_detach(learn.yb[0] if len(learn.yb) == 1 else learn.yb)
-            if self.save_targs is None: self.targets.append(targ)
+            if self.save_targs is None: _keep(self.targets, targ, d)
             else: torch.save(targ, self.save_targs / f'{i}.pt')
         if self.with_loss:
             bs = find_bs(learn.yb)
             loss = learn.loss if learn.loss.numel() == bs else learn.loss.view(bs, -1).mean(1)
-            self.losses.append(to_detach(loss))
+            _keep(self.losses, to_detach(loss), 0)
 
     def all_tensors(self, order: torch.Tensor | None = None) -> tuple:
         """``(inputs, preds, targets, losses)`` concatenated along ``concat_dim`` (None where not kept), with

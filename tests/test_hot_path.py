@@ -1,0 +1,268 @@
+"What the per-batch fast paths must keep: the same gradients, smoothed losses, counters and batches."
+from functools import partial
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainlib import (CancelBackwardException, CancelBatchException, CancelStepException, Callback, OptimWrapper,
+                      noop)
+from trainlib.testing import synth_learner
+
+
+def _params_with_grads(requires_grad_on_grad: bool = False) -> list:
+    ps = [nn.Parameter(torch.randn(3)), nn.Parameter(torch.randn(2, 2)), nn.Parameter(torch.randn(1)),
+          nn.Parameter(torch.randn(4))]
+    ps[0].grad, ps[1].grad = torch.ones(3), torch.full((2, 2), 2.)
+    ps[3].grad = torch.ones(4).to_sparse()
+    if requires_grad_on_grad: ps[1].grad = (torch.ones(2, 2, requires_grad=True) * 3)
+    return ps
+
+
+@pytest.mark.parametrize('set_to_none', [False, True])
+def test_zero_grad_leaves_the_grads_as_torch_does(set_to_none):
+    ours, theirs = _params_with_grads(True), _params_with_grads(True)
+    OptimWrapper(ours, opt=torch.optim.SGD, lr=0.1).zero_grad(set_to_none=set_to_none)
+    torch.optim.SGD(theirs, lr=0.1).zero_grad(set_to_none=set_to_none)
+    for a, b in zip(ours, theirs):
+        if set_to_none or b.grad is None:
+            assert a.grad is None and b.grad is None
+        else:
+            assert a.grad.is_sparse == b.grad.is_sparse and torch.equal(a.grad.to_dense(), b.grad.to_dense())
+            assert a.grad.grad_fn is None and not a.grad.requires_grad
+
+
+def test_zero_grad_is_in_place_by_default_so_the_grad_tensors_survive():
+    ps = _params_with_grads()
+    grad = ps[0].grad
+    OptimWrapper(ps, opt=torch.optim.SGD, lr=0.1).zero_grad()
+    assert ps[0].grad is grad and torch.equal(grad, torch.zeros(3))
+
+
+def test_zero_grad_goes_through_an_optimizer_that_overrides_it():
+    calls = []
+
+    class Counting(torch.optim.SGD):
+        def zero_grad(self, set_to_none=True):
+            calls.append(set_to_none)
+            super().zero_grad(set_to_none=set_to_none)
+
+    OptimWrapper(_params_with_grads(), opt=Counting, lr=0.1).zero_grad()
+    assert calls == [False]
+
+
+def test_zero_grad_goes_through_torch_with_foreach_and_under_the_profiler():
+    ps = _params_with_grads()
+    OptimWrapper(ps, opt=partial(torch.optim.SGD, foreach=True), lr=0.1).zero_grad()
+    assert all(p.grad is None or not p.grad.to_dense().any() for p in ps)
+    ps = _params_with_grads()
+    opt = OptimWrapper(ps, opt=torch.optim.SGD, lr=0.1)
+    with torch.profiler.profile() as prof: opt.zero_grad()
+    assert any('zero_grad' in e.name for e in prof.events())
+    assert not ps[0].grad.any()
+
+
+class _Watch(Callback):
+    "Keeps, after each training batch, what callbacks can read then."
+    order = 55
+
+    def before_fit(self): self.seen = []
+
+    def after_batch(self):
+        if self.training:
+            self.seen.append((self.smooth_loss.clone(), self.train_iter, self.pct_train,
+                              self.loss.detach().clone()))
+
+
+def _reference_smooth(losses: list, beta: float = 0.98) -> list:
+    "fastai's AvgSmoothLoss, step by step: ``val = lerp(loss, val, beta)``, value ``val / (1 - beta**n)``."
+    val, out = torch.tensor(0.), []
+    for i, loss in enumerate(losses, 1):
+        val = torch.lerp(loss.mean(), val, beta)
+        out.append(val / (1 - beta ** i))
+    return out
+
+
+def _one_element_mse(pred, targ):
+    return F.mse_loss(pred, targ).reshape(1)
+
+
+@pytest.mark.parametrize('loss_func', [None, _one_element_mse])
+def test_smooth_loss_counters_and_recorder_losses_per_batch(loss_func):
+    watch = _Watch()
+    learn = synth_learner(n_trn=5, cbs=watch)
+    if loss_func is not None: learn.loss_func = loss_func
+    learn.logger = noop
+    learn.fit(2, lr=0.01)
+    seen = watch.seen
+    expected = _reference_smooth([s[3] for s in seen])
+    assert [s[0].item() for s in seen] == [e.item() for e in expected]           # bit for bit
+    assert [v.item() for v in learn.recorder.losses] == [e.item() for e in expected]
+    assert learn.smooth_loss.item() == expected[-1].item()
+    assert [s[1] for s in seen] == list(range(1, 11))
+    assert [s[2] for s in seen] == pytest.approx([i / 10 for i in range(1, 11)])
+    assert learn.recorder.values[-1][0] == pytest.approx(expected[-1].item())
+
+
+def test_learner_zeroes_grads_in_place_between_batches():
+    grads = []
+
+    class Peek(Callback):
+        def before_batch(self):
+            if self.training: grads.append(self.model.a.grad)
+
+    learn = synth_learner(n_trn=3, cbs=Peek())
+    learn.logger = noop
+    learn.fit(1)
+    assert grads[0] is None and grads[1] is grads[2] and not grads[2].any()
+
+
+def test_smooth_loss_is_the_last_recorded_loss_and_survives_export(tmp_path):
+    learn = synth_learner(n_trn=4)
+    learn.logger = noop
+    learn.fit(1)
+    first = learn.smooth_loss
+    assert first is learn.recorder.losses[-1] and len(learn.recorder.losses) == 4
+    learn.fit(1)
+    assert learn.smooth_loss is learn.recorder.losses[-1] and learn.smooth_loss is not first
+    learn2 = torch.load(learn.export(tmp_path / 'l.pkl'), weights_only=False)
+    assert learn2.smooth_loss.item() == learn.smooth_loss.item()
+
+
+def test_callbacks_before_the_recorder_see_the_previous_batch_smooth_loss():
+    seen = []
+
+    class Early(Callback):
+        order = 40                                   # before Recorder (50) in after_batch
+
+        def after_batch(self):
+            if self.training: seen.append(self.smooth_loss)
+
+    learn = synth_learner(n_trn=3, cbs=Early())
+    learn.logger = noop
+    learn.fit(1)
+    last = learn.recorder.losses[-1]
+    learn.fit(1)
+    losses = learn.recorder.losses
+    assert seen[0] is None and seen[3] is last and seen[4] is losses[0] and seen[5] is losses[1]
+
+
+class _Trace(Callback):
+    "Records every event of training batch 1, and whether the parameters moved and the grads at its end."
+    order = -1000
+
+    def __init__(self, raise_at: str, exc: type) -> None: self.raise_at, self.exc, self.events = raise_at, exc, []
+
+    def __call__(self, event_name: str):
+        learn = self.learn
+        if learn.training and learn.iter == 1 and event_name in INNER_EVENTS:
+            if event_name == 'before_batch': self.before = [p.detach().clone() for p in learn.model.parameters()]
+            self.events.append(event_name)
+            if event_name == 'after_batch':
+                self.moved = any(not torch.equal(a, p) for a, p in zip(self.before, learn.model.parameters()))
+                self.grads = [p.grad.abs().sum().item() for p in learn.model.parameters()]
+            if event_name == self.raise_at:
+                self.events.append('!!')
+                raise self.exc
+
+
+INNER_EVENTS = ('before_batch', 'after_pred', 'after_loss', 'before_backward', 'after_cancel_backward',
+                'after_backward', 'before_step', 'after_cancel_step', 'after_step', 'after_cancel_batch', 'after_batch')
+FULL = ['before_batch', 'after_pred', 'after_loss', 'before_backward', 'after_backward', 'before_step', 'after_step',
+        'after_batch']
+
+
+@pytest.mark.parametrize('raise_at, exc, events, moved, grads_zero', [
+    # the batch-level sequences of ../shared/oracle/fa2_trace.txt (fastai 2.8.12), section 2 and 3
+    ('after_pred', CancelBatchException, ['before_batch', 'after_pred', '!!', 'after_cancel_batch', 'after_batch'],
+     False, True),
+    ('before_backward', CancelBackwardException,
+     ['before_batch', 'after_pred', 'after_loss', 'before_backward', '!!', 'after_cancel_backward', 'after_backward',
+      'before_step', 'after_step', 'after_batch'], True, True),
+    ('before_step', CancelStepException,
+     ['before_batch', 'after_pred', 'after_loss', 'before_backward', 'after_backward', 'before_step', '!!',
+      'after_cancel_step', 'after_step', 'after_batch'], False, True),
+    ('before_step', CancelBatchException,
+     ['before_batch', 'after_pred', 'after_loss', 'before_backward', 'after_backward', 'before_step', '!!',
+      'after_cancel_batch', 'after_batch'], False, False),
+    (None, None, FULL, True, True),
+])
+def test_batch_level_events_under_each_cancel_exception(raise_at, exc, events, moved, grads_zero):
+    trace = _Trace(raise_at, exc)
+    learn = synth_learner(n_trn=3, cbs=trace)
+    learn.logger = noop
+    learn.fit(1, lr=0.1)
+    assert trace.events == events
+    assert trace.moved == moved                  # momentum moves the params even when backward is cancelled
+    assert (trace.grads == [0., 0.]) == grads_zero   # zero_grad is skipped when the batch is cancelled
+
+
+def _moved(cb: Callback) -> bool:
+    learn = synth_learner(n_trn=2, cbs=cb)
+    learn.logger = noop
+    start = [p.detach().clone() for p in learn.model.parameters()]
+    learn.fit(1, lr=0.1)
+    return any(not torch.equal(a, p) for a, p in zip(start, learn.model.parameters()))
+
+
+@pytest.mark.parametrize('change', ['replace', 'in_place'])
+def test_a_loss_changed_in_after_loss_is_the_one_back_propagated(change):
+    class ZeroLoss(Callback):
+        def after_loss(self):
+            if not self.training: return
+            if change == 'replace': self.learn.loss = self.loss * 0
+            else: self.learn.loss.mul_(0)
+
+    assert not _moved(ZeroLoss()) and _moved(Callback())
+
+
+class _Sub(torch.Tensor):
+    "A tensor subclass, as fastai's TensorBase, that CastToTensor turns into a plain tensor."
+
+
+def test_cast_to_tensor_turns_subclasses_into_plain_tensors_and_leaves_plain_batches_alone():
+    seen = []
+
+    class Peek(Callback):
+        order = 10                                   # right after CastToTensor
+
+        def before_batch(self): seen.append((type(self.xb), [type(t) for t in self.xb + self.yb], self.xb))
+
+    x, y = torch.randn(4, 1), torch.randn(4, 1)
+    learn = synth_learner(cbs=Peek())
+    learn.logger = noop
+    learn.get_preds(dl=[(x.as_subclass(_Sub), y)])
+    learn.get_preds(dl=[[x, y]])
+    assert seen[0][:2] == (tuple, [torch.Tensor, torch.Tensor])
+    assert seen[1][0] is tuple and seen[1][2][0] is x          # list batches become tuples, tensors untouched
+
+
+def test_get_hyper_reads_torch_keys_and_fastai_names():
+    opt = OptimWrapper([nn.Parameter(torch.randn(2))], opt=torch.optim.Adam, lr=0.1, mom=0.8, sqr_mom=0.9, wd=0.5)
+    assert (opt.get_hyper('lr'), opt.get_hyper('mom'), opt.get_hyper('sqr_mom'), opt.get_hyper('wd')) == (0.1, 0.8, 0.9, 0.5)
+    assert opt.get_hyper('eps') == opt.param_groups[0]['eps']
+    with pytest.raises(KeyError): opt.get_hyper('no_such_hyper')
+
+
+def test_avg_metric_gives_the_batch_size_weighted_mean_without_grad():
+    from trainlib import AvgMetric, accuracy, mse
+    learn = synth_learner(n_trn=1)
+    preds = [torch.randn(3, 4, requires_grad=True), torch.randn(2, 4, requires_grad=True)]
+    targs = [torch.randint(0, 4, (3,)), torch.randint(0, 4, (2,))]
+    for func in (accuracy, lambda p, t: mse(p.sum(1), t.float())):
+        m = AvgMetric(func)
+        m.reset()
+        for p, t in zip(preds, targs):
+            learn.pred, learn.yb = p, (t,)
+            m.accumulate(learn)
+        expected = (func(preds[0], targs[0]) * 3 + func(preds[1], targs[1]) * 2) / 5
+        assert not m.value.requires_grad and m.value.item() == pytest.approx(expected.item())
+
+
+def test_flatten_check_flattens_non_contiguous_tensors_and_checks_sizes():
+    from trainlib import flatten_check
+    a, b = torch.arange(6.).view(2, 3).t(), torch.arange(6.)
+    fa, fb = flatten_check(a, b)
+    assert fa.tolist() == [0., 3., 1., 4., 2., 5.] and fb.tolist() == b.tolist()
+    with pytest.raises(ValueError, match='same size, got 6 and 5'): flatten_check(a, torch.arange(5.))
