@@ -185,3 +185,34 @@ def test_v2_trackers_and_loggers_work_on_a_v1_learner(capsys):
     out = capsys.readouterr().out
     assert 'Better model found at epoch 0' in out and 'No improvement since epoch 0: early stopping' in out
     torch.testing.assert_close(learn.model.weight, torch.load('models/model.pth', weights_only=True)['weight'])
+
+
+def test_each_v1_callback_sees_what_ran_before_it_in_the_same_event():
+    """In one event, a v1 callback sees the change a v1 return made, a v1 callback writing ``learn`` directly and a
+    v2 callback in between (even an in-place change of ``learn.loss``)."""
+    seen = []
+    def reader(tag, order):
+        def on_loss_begin(self, last_output, **kwargs): seen.append((tag, 'out', last_output.detach().clone()))
+        def on_backward_begin(self, last_loss, **kwargs): seen.append((tag, 'loss', last_loss.detach().clone()))
+        return type(f'Reader{tag}', (v1.Callback,), dict(_order=order, on_loss_begin=on_loss_begin,
+                                                          on_backward_begin=on_backward_begin))()
+    class Triple(v1.Callback):
+        _order = -49
+        def on_loss_begin(self, last_output, **kwargs): return {'last_output': last_output * 3}
+    class Direct(v1.Callback):
+        _order = -47
+        def __init__(self, learn): self.learn = learn
+        def on_loss_begin(self, **kwargs): self.learn.pred = self.learn.pred + 1
+    class Doubler(trainlib.Callback):
+        order = 10                                     # between v1 _order -46 (core 9) and -40 (core 15)
+        def after_pred(self): self.learn.pred = self.learn.pred * 2
+        def after_loss(self):
+            if self.training: self.learn.loss.mul_(2)
+    learn = v1_learner()
+    fit(learn, cbs=[reader('0', -50), Triple(), reader('1', -48), Direct(learn), reader('2', -46), Doubler(),
+                    reader('3', -40)])
+    out = TRAIN_X[:2] * W0
+    want_out = [out, out * 3, out * 3 + 1, (out * 3 + 1) * 2]
+    loss = F.mse_loss(want_out[-1], TRAIN_Y[:2])
+    want = [(t, 'out', o) for t, o in zip('0123', want_out)] + [(t, 'loss', loss) for t in '012'] + [('3', 'loss', loss * 2)]
+    check_seen([(t, k, True, v) for t, k, v in seen[:8]], [(t, k, True, v) for t, k, v in want])

@@ -106,11 +106,14 @@ class LearnerState(MutableMapping):
         self._loss0: Any = None      # learn.loss / loss_grad / loss._version when after_loss began
         self._grad0: Any = None
         self._version0: Any = None
+        self._snap: dict | None = None   # the last kwargs() dict, valid while nothing it was built from changed
+        self._snap_from: tuple = ()
 
     def start_grad_phase(self) -> None:
         "after_loss begins (training): ``last_loss`` is the loss backward will use, from now to on_step_end."
         learn = self.learn
         self.grad_phase = True
+        self._snap = None
         self._loss0, self._grad0 = learn.loss, learn.loss_grad
         self._version0 = learn.loss._version if isinstance(learn.loss, torch.Tensor) else None
         self._views.add('last_loss')
@@ -118,10 +121,12 @@ class LearnerState(MutableMapping):
     def show(self, *keys: str) -> None:
         "Make view keys part of the state (v1 writes them at this point)."
         self._views.update(keys)
+        self._snap = None
 
     def batch_ended(self) -> None:
         "on_batch_end: ``last_loss`` is the batch's loss from now on (its (output, target) in get_preds)."
         self.grad_phase = False
+        self._snap = None
         self._views.add('last_loss')
         if self.loss_is_output: self._output_loss = (self.learn.pred, _unwrap(self.learn.yb))
 
@@ -158,12 +163,14 @@ class LearnerState(MutableMapping):
         return self._own[k]
 
     def __setitem__(self, k: str, v: Any) -> None:
+        self._snap = None
         if k in _VIEW_KEYS:
             self._views.add(k)
             self._set_view(k, v)
         else: self._own[k] = v
 
     def __delitem__(self, k: str) -> None:
+        self._snap = None
         if k in self._views: self._views.discard(k)
         else: del self._own[k]
 
@@ -175,6 +182,7 @@ class LearnerState(MutableMapping):
         "Forget every key (a new fit)."
         self._own.clear(); self._views.clear()
         self.grad_phase = False
+        self._snap = None
 
     def copy(self) -> dict:
         "A plain dict of the current state (what a callback receives as keyword arguments)."
@@ -182,6 +190,26 @@ class LearnerState(MutableMapping):
         if self.learn.skip_zero_grad and 'skip_zero' in d: d['skip_zero'] = True
         for k in self._views: d[k] = self._get_view(k)
         return d
+
+    def kwargs(self, extra: dict) -> dict:
+        """The keyword arguments of a callback call: the state and the event's ``extra`` kwargs. One dict is shared
+        by the calls of an event (``**`` gives each callee its own) until the state, the event or one of the
+        Learner attributes the views read changes (a v1 return, or a v2 callback or the loop writing ``learn``)."""
+        learn, snap = self.learn, self._snap
+        loss = learn.loss
+        version = loss._version if self.grad_phase and isinstance(loss, torch.Tensor) else None
+        if snap is not None:
+            f = self._snap_from
+            if (f[0] is extra and f[1] is learn.xb and f[2] is learn.yb and f[3] is learn.pred and f[4] is loss
+                    and f[5] is learn.loss_grad and f[6] is learn.skip_zero_grad and f[7] is self.grad_phase
+                    and f[8] == version): return snap
+        snap = self.copy()
+        if extra: snap.update(extra)
+        # A list xb/yb (set by a callback) may change in place: then rebuild each time.
+        self._snap = snap if type(learn.xb) is tuple and type(learn.yb) is tuple else None
+        self._snap_from = (extra, learn.xb, learn.yb, learn.pred, loss, learn.loss_grad, learn.skip_zero_grad,
+                           self.grad_phase, version)
+        return snap
 
     def __repr__(self) -> str: return f'LearnerState({self.copy()!r})'
 

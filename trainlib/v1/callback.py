@@ -165,6 +165,7 @@ def _any(v: Any) -> bool:
 
 _FLAG_OF = {'backward_end': 'skip_step', 'step_end': 'skip_zero', 'batch_end': 'stop_epoch',
             'epoch_end': 'stop_training'}
+_METHOD = {ev: f'on_{ev}' for ev in V1_EVENTS}
 _IGNORED = frozenset(('train_begin', 'epoch_begin', 'train_end'))
 
 
@@ -194,6 +195,7 @@ class CallbackHandler:
         self.beta = beta
         self.smoothener = SmoothenValue(beta)
         self.state_dict = {} if state is None else state
+        self._kwargs = getattr(self.state_dict, 'kwargs', None)   # a state that builds (and reuses) the kwargs itself
         self.state_dict.update(epoch=0, iteration=0, num_batch=0, skip_validate=False)
         self._kw: dict = {}
         self._dl_cb = None
@@ -203,10 +205,13 @@ class CallbackHandler:
     # ------------------------------------------------------------------ calling and applying returns
     def _call(self, cb: Any, event: str) -> None:
         "Call ``cb.on_<event>`` with the state (and the event's extra kwargs); apply what it returns."
-        kw = self.state_dict.copy()
-        if self._kw: kw.update(self._kw)
+        kwargs = self._kwargs
+        if kwargs is not None: kw = kwargs(self._kw)
+        else:
+            kw = self.state_dict.copy()
+            if self._kw: kw.update(self._kw)
         try:
-            ret = getattr(cb, f'on_{event}')(**kw)
+            ret = getattr(cb, _METHOD[event])(**kw)
             if ret is not None: self._apply(cb, event, ret)
         except CancelException: raise
         except Exception as e:
