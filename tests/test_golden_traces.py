@@ -260,7 +260,13 @@ def test_cancel_exception_trace(title, exc, event, epoch, ph, it):
     learn = make_learner(out, [Raiser(out, exc, event, epoch, ph, it)])
     if exc in (CancelBackwardException, CancelStepException): learn.add_cb(ParamWatch(out))
     run_fit(out, learn, 2)
-    assert out == golden(2, title)
+    assert out == _grads_dropped(golden(2, title))
+
+
+# fastai 2 zeroes gradients in place; trainlib drops them and gives a zero one back at the next step
+# (same updates: "params changed" still matches), so after the batch ``p.grad`` is None (MIGRATION §3).
+def _grads_dropped(lines: list[str]) -> list[str]:
+    return [line.replace('after batch = [0.0, 0.0]', 'after batch = [None, None]') for line in lines]
 
 
 # ====================================================================== §3 edge cases

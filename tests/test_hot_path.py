@@ -33,11 +33,43 @@ def test_zero_grad_leaves_the_grads_as_torch_does(set_to_none):
             assert a.grad.grad_fn is None and not a.grad.requires_grad
 
 
-def test_zero_grad_is_in_place_by_default_so_the_grad_tensors_survive():
+def test_zero_grad_drops_the_grads_by_default_and_zeroes_them_in_place_on_request():
+    ps = _params_with_grads()
+    OptimWrapper(ps, opt=torch.optim.SGD, lr=0.1).zero_grad()
+    assert all(p.grad is None for p in ps)
     ps = _params_with_grads()
     grad = ps[0].grad
-    OptimWrapper(ps, opt=torch.optim.SGD, lr=0.1).zero_grad()
+    OptimWrapper(ps, opt=torch.optim.SGD, lr=0.1, set_to_none=False).zero_grad()
     assert ps[0].grad is grad and torch.equal(grad, torch.zeros(3))
+
+
+def _steps(set_to_none, opt_func=torch.optim.SGD, **hypers) -> list:
+    """Four steps of a model whose second parameter is used only in the first batch, with the backward
+    of the third batch cancelled: the parameters after each step."""
+    torch.manual_seed(0)
+    a, b = torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.randn(3))
+    opt = OptimWrapper([a, b], opt=opt_func, set_to_none=set_to_none, **hypers)
+    out = []
+    for i in range(4):
+        loss = (a * a).sum() + ((b * 2).sum() if i == 0 else 0)
+        if i != 2: loss.backward()
+        opt.step()
+        out.append([p.detach().clone() for p in (a, b)])
+        opt.zero_grad()
+    return out
+
+
+@pytest.mark.parametrize('opt_func,hypers', [(torch.optim.SGD, dict(lr=0.1, mom=0.9, wd=0.1)),
+                                             (partial(torch.optim.SGD, foreach=True), dict(lr=0.1, mom=0.9)),
+                                             (torch.optim.Adam, dict(lr=0.1, wd=0.1))])
+def test_dropped_grads_step_exactly_as_grads_zeroed_in_place(opt_func, hypers):
+    # fastai 2 zeroes in place: a parameter that had a gradient keeps being stepped (momentum, decay) when
+    # a batch leaves it without one. Dropping the grads (the default, faster) gives the same numbers.
+    dropped, in_place, torch_way = (_steps(s, opt_func, **hypers) for s in (None, False, True))
+    for d, z in zip(dropped, in_place):
+        assert all(torch.equal(x, y) for x, y in zip(d, z))
+    assert torch.equal(torch_way[1][1], torch_way[0][1])      # torch's semantics: b is no longer stepped
+    assert not torch.equal(dropped[1][1], dropped[0][1])      # fastai's: momentum still moves it
 
 
 def test_zero_grad_goes_through_an_optimizer_that_overrides_it():
@@ -49,7 +81,8 @@ def test_zero_grad_goes_through_an_optimizer_that_overrides_it():
             super().zero_grad(set_to_none=set_to_none)
 
     OptimWrapper(_params_with_grads(), opt=Counting, lr=0.1).zero_grad()
-    assert calls == [False]
+    OptimWrapper(_params_with_grads(), opt=Counting, lr=0.1, set_to_none=False).zero_grad()
+    assert calls == [True, False]
 
 
 def test_zero_grad_goes_through_torch_with_foreach_and_under_the_profiler():
@@ -60,7 +93,7 @@ def test_zero_grad_goes_through_torch_with_foreach_and_under_the_profiler():
     opt = OptimWrapper(ps, opt=torch.optim.SGD, lr=0.1)
     with torch.profiler.profile() as prof: opt.zero_grad()
     assert any('zero_grad' in e.name for e in prof.events())
-    assert not ps[0].grad.any()
+    assert ps[0].grad is None
 
 
 class _Watch(Callback):
@@ -105,7 +138,7 @@ def test_smooth_loss_counters_and_recorder_losses_per_batch(loss_func):
     assert learn.recorder.values[-1][0] == pytest.approx(expected[-1].item())
 
 
-def test_learner_zeroes_grads_in_place_between_batches():
+def test_learner_drops_grads_between_batches():
     grads = []
 
     class Peek(Callback):
@@ -115,7 +148,7 @@ def test_learner_zeroes_grads_in_place_between_batches():
     learn = synth_learner(n_trn=3, cbs=Peek())
     learn.logger = noop
     learn.fit(1)
-    assert grads[0] is None and grads[1] is grads[2] and not grads[2].any()
+    assert grads == [None, None, None]
 
 
 def test_smooth_loss_is_the_last_recorded_loss_and_survives_export(tmp_path):
@@ -161,7 +194,7 @@ class _Trace(Callback):
             self.events.append(event_name)
             if event_name == 'after_batch':
                 self.moved = any(not torch.equal(a, p) for a, p in zip(self.before, learn.model.parameters()))
-                self.grads = [p.grad.abs().sum().item() for p in learn.model.parameters()]
+                self.grads = [None if p.grad is None else p.grad.abs().sum().item() for p in learn.model.parameters()]
             if event_name == self.raise_at:
                 self.events.append('!!')
                 raise self.exc
@@ -173,7 +206,7 @@ FULL = ['before_batch', 'after_pred', 'after_loss', 'before_backward', 'after_ba
         'after_batch']
 
 
-@pytest.mark.parametrize('raise_at, exc, events, moved, grads_zero', [
+@pytest.mark.parametrize('raise_at, exc, events, moved, grads_dropped', [
     # the batch-level sequences of ../shared/oracle/fa2_trace.txt (fastai 2.8.12), section 2 and 3
     ('after_pred', CancelBatchException, ['before_batch', 'after_pred', '!!', 'after_cancel_batch', 'after_batch'],
      False, True),
@@ -188,14 +221,14 @@ FULL = ['before_batch', 'after_pred', 'after_loss', 'before_backward', 'after_ba
       'after_cancel_batch', 'after_batch'], False, False),
     (None, None, FULL, True, True),
 ])
-def test_batch_level_events_under_each_cancel_exception(raise_at, exc, events, moved, grads_zero):
+def test_batch_level_events_under_each_cancel_exception(raise_at, exc, events, moved, grads_dropped):
     trace = _Trace(raise_at, exc)
     learn = synth_learner(n_trn=3, cbs=trace)
     learn.logger = noop
     learn.fit(1, lr=0.1)
     assert trace.events == events
     assert trace.moved == moved                  # momentum moves the params even when backward is cancelled
-    assert (trace.grads == [0., 0.]) == grads_zero   # zero_grad is skipped when the batch is cancelled
+    assert (trace.grads == [None, None]) == grads_dropped   # zero_grad is skipped when the batch is cancelled
 
 
 def _moved(cb: Callback) -> bool:

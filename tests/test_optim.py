@@ -116,13 +116,15 @@ def test_l2_weight_decay_goes_into_the_gradient():
     torch.testing.assert_close(b.detach(), b0 - 0.1)
 
 
-def test_zero_grad_keeps_the_gradient_tensors():
+def test_zero_grad_drops_the_gradients_or_keeps_the_tensors_when_asked():
     w, b = two_params()
     opt = SGD([w, b])
     w.grad, b.grad = torch.ones_like(w), torch.ones_like(b)
     grad = w.grad
-    opt.zero_grad()
+    opt.zero_grad(set_to_none=False)
     assert w.grad is grad and w.grad.abs().sum() == 0 and b.grad.abs().sum() == 0
+    opt.zero_grad()
+    assert w.grad is None and b.grad is None
 
 
 def test_state_dict_round_trip():

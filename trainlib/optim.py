@@ -26,6 +26,17 @@ step, into the no-wd companion group whose ``weight_decay`` is 0. (fastai 2.8 ig
 for a wrapped torch optimizer; trainlib honours it. The move changes ``len(param_groups)``, the
 torch groups, not the number of hyper-parameter groups ``n_groups``.)
 
+**Gradients.** fastai 2's optimizers zero gradients in place, so a parameter that once had a
+gradient always has one: a step after a cancelled backward (or for a parameter this batch did not
+use) still moves it through momentum and weight decay. Zeroing in place costs a write of every
+gradient and makes backward add into it (about 3% of a small MLP's batch), so by default
+(``set_to_none=None``) ``zero_grad`` drops the gradients, as torch does, and ``step`` first gives a
+zero gradient back to each parameter that had one and has none now: the same updates, bit for bit,
+at the cost of a look at each parameter's ``grad``. Between batches ``p.grad`` is therefore None
+where fastai 2 shows zeros. ``set_to_none=False`` zeroes in place; ``set_to_none=True`` drops them
+with torch's semantics (a parameter without a gradient is not stepped; fastai 1 on torch 2, and
+the v1 face).
+
 A list of values whose length is not ``n_groups`` raises :class:`HyperLengthError`, a ``ValueError``
 that is also an ``AssertionError`` (what fastai 1 and 2 raised), with fastai 1's words first.
 """
@@ -107,19 +118,34 @@ def split_no_wd_params(layer_groups: Iterable[nn.Module]) -> list[list]:
 _TORCH_ZERO_GRAD = torch.optim.Optimizer.zero_grad
 
 
-def _zero_grads(param_groups: list[dict], set_to_none: bool) -> None:
+def _zero_grads(param_groups: list[dict], set_to_none: bool, kept: dict | None = None) -> None:
     """What ``torch.optim.Optimizer.zero_grad`` does without foreach, minus its per-call profiler
-    scope (about 10 µs a batch): used when no profiler runs and the optimizer keeps torch's method."""
+    scope (about 10 µs a batch): used when no profiler runs and the optimizer keeps torch's method.
+    ``kept`` (id -> parameter) notes every parameter whose gradient is dropped."""
     for g in param_groups:
         for p in g['params']:
             grad = p.grad
             if grad is None: continue
             if set_to_none:
                 p.grad = None
+                if kept is not None and id(p) not in kept: kept[id(p)] = p
                 continue
             if grad.grad_fn is not None: grad.detach_()
             elif grad.requires_grad: grad.requires_grad_(False)
             grad.zero_()
+
+
+def _note_grads(param_groups: list[dict], kept: dict) -> None:
+    "Note in ``kept`` the parameters that have a gradient now."
+    for g in param_groups:
+        for p in g['params']:
+            if p.grad is not None and id(p) not in kept: kept[id(p)] = p
+
+
+def _restore_zero_grads(kept: dict) -> None:
+    "Give a zero gradient to each parameter of ``kept`` that has none (fastai 2 would hold one)."
+    for p in kept.values():
+        if p.grad is None: p.grad = torch.zeros_like(p)
 
 
 class _Flags(dict):
@@ -182,7 +208,7 @@ class OptimWrapper:
     fastai 1's ``OptimWrapper`` properties (v1). See the module docstring."""
 
     def __init__(self, params: Any = None, opt: Any = torch.optim.Adam, hp_map: dict | None = None,
-                 decouple_wd: bool | None = None, set_to_none: bool = False, convert_groups: bool = True, *,
+                 decouple_wd: bool | None = None, set_to_none: bool | None = None, convert_groups: bool = True, *,
                  true_wd: bool | None = None, bn_wd: bool | None = None, **hypers: Any) -> None:
         if isinstance(params, torch.optim.Optimizer) and opt is torch.optim.Adam:
             params, opt = None, params                 # fastai 1: OptimWrapper(torch_opt, wd, true_wd, bn_wd)
@@ -192,6 +218,7 @@ class OptimWrapper:
             hypers.setdefault('wd', 0.)
         self.fwd_map = dict(pytorch_hp_map if hp_map is None else hp_map)
         self.set_to_none, self._v1 = set_to_none, v1
+        self._kept: dict = {}       # id -> parameter: those fastai 2 would hold a (zero) gradient for
         self.state = ParamState()
         self.frozen_idx = 0
         self._keys: dict = {}
@@ -241,7 +268,7 @@ class OptimWrapper:
             else: layout.append([i])
         self._layout, self._main = layout, [idxs[0] for idxs in layout]
         self._n_torch, self._tick_seen = len(groups), -1
-        self._keys.clear(); self._plans.clear()
+        self._keys.clear(); self._plans.clear(); self._kept.clear()
 
     def _groups(self) -> list[dict]:
         "The torch groups, after re-reading the layout if somebody added groups to the torch optimizer."
@@ -446,21 +473,32 @@ class OptimWrapper:
         """Apply weight decay (if the wrapper owns it), then the torch optimizer's step. A torch optimizer
         may define ``prepare_step()``: it runs first. (With a ``closure`` the wrapper's L2 term is lost, as
         the closure recomputes the gradients: fastai optimizers do not take closures at all.)"""
-        self._sync()
-        prepare = getattr(self._opt, 'prepare_step', None)   # e.g. Lookahead's first copy of the weights
+        if self._kept: _restore_zero_grads(self._kept)
+        if self._tick_seen != self.state.tick[0] or len(self._opt.param_groups) != self._n_torch: self._sync()
+        opt = self._opt
+        prepare = getattr(opt, 'prepare_step', None)   # e.g. Lookahead's first copy of the weights
         if prepare is not None: prepare()
-        if self._decouple_wd is not None:
+        if self._decouple_wd is not None and (self._v1 or self._any_wd()):
             with torch.no_grad(): self._apply_wd()
-        return self._opt.step(closure) if closure is not None else self._opt.step()
+        return opt.step(closure) if closure is not None else opt.step()
+
+    def _any_wd(self) -> bool:
+        for g, ps in zip(self._opt.param_groups, self._decay):
+            if ps and g['wd']: return True
+        return False
 
     def zero_grad(self, set_to_none: bool | None = None) -> None:
-        "Zero the gradients (in place by default, as fastai 2; v1 wrappers drop them, as fastai 1 on torch 2)."
+        """Clear the gradients. ``set_to_none`` (default: the wrapper's): None drops them but steps as
+        fastai 2 zeroing in place would (see the module docstring); True drops them (torch's default,
+        fastai 1 on torch 2); False zeroes them in place."""
         if set_to_none is None: set_to_none = self.set_to_none
+        kept = self._kept if set_to_none is None and not self._v1 else None
         opt = self._opt
         if type(opt).zero_grad is not _TORCH_ZERO_GRAD or opt.defaults.get('foreach') or opt.defaults.get('fused') \
                 or torch.autograd._profiler_enabled():
-            opt.zero_grad(set_to_none=set_to_none)
-        else: _zero_grads(opt.param_groups, set_to_none)
+            if kept is not None: _note_grads(opt.param_groups, kept)
+            opt.zero_grad(set_to_none=set_to_none is not False)
+        else: _zero_grads(opt.param_groups, set_to_none is not False, kept)
 
     # ================================================================== state
     def state_dict(self) -> dict:
