@@ -239,6 +239,14 @@ def _moved(cb: Callback) -> bool:
     return any(not torch.equal(a, p) for a, p in zip(start, learn.model.parameters()))
 
 
+def test_a_loss_changed_in_place_in_before_backward_is_not_back_propagated():
+    # as in fastai 2: learn.loss is a copy of learn.loss_grad, which backward uses
+    class ZeroInPlace(Callback):
+        def before_backward(self): self.learn.loss.mul_(0)
+
+    assert _moved(ZeroInPlace())
+
+
 @pytest.mark.parametrize('change', ['replace', 'in_place'])
 def test_a_loss_changed_in_after_loss_is_the_one_back_propagated(change):
     class ZeroLoss(Callback):

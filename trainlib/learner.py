@@ -98,7 +98,7 @@ class Learner:
         self._running = 0           # > 0 while a fit (or a validate/get_preds with fit events) is running
         self.cbs: list = []
         self._dispatch_gen = 0
-        self._train_cbs, self._valid_cbs = build_dispatch([])
+        self._callbacks_changed()
         self.metrics = metrics
         if default_cbs: self.add_cbs(defaults.callbacks or [])
         self.add_cbs(cbs)
@@ -239,6 +239,8 @@ class Learner:
     def _callbacks_changed(self) -> None:
         "Rebuild the dispatch tables (called whenever the set of callbacks or their flags change)."
         self._train_cbs, self._valid_cbs = build_dispatch(self.cbs)
+        self._quiet_train, self._quiet_valid = (frozenset(lv for lv, evs in _LEVELS.items() if not any(map(t.get, evs)))
+                                                for t in (self._train_cbs, self._valid_cbs))
         self._dispatch_gen += 1
 
     def _still_listens(self, method: Any, event: str) -> bool:
@@ -304,15 +306,23 @@ class Learner:
         if first is not None: raise first
 
     # ================================================================== the loop
-    def _with_events(self, f: Callable, level: str, ex: type, final: Callable = noop) -> None:
+    def _with_events(self, f: Callable, level: str, ex: type) -> None:
+        "Run ``f`` between ``before_<level>`` and ``after_<level>``; ``after_cancel_<level>`` when it raises ``ex``."
         before, after_cancel, after = _LEVELS[level]
+        if level in (self._quiet_train if self.training else self._quiet_valid):
+            # Nobody listens to this level's events: run f alone (what the branch below does then).
+            gen = self._dispatch_gen
+            try: f()
+            except ex:
+                if self._dispatch_gen != gen: self._fire(after_cancel)
+            if self._dispatch_gen != gen: self._fire(after)     # f added a listener: it hears the end
+            return
         try:
             self._fire(before)
             f()
         except ex:
             self._fire(after_cancel)
         self._fire(after)
-        final()
 
     def fit(self, n_epoch: int, lr: Any = None, wd: float | None = None, cbs: Any = None,
             reset_opt: bool = False, start_epoch: int = 0) -> None:
@@ -408,10 +418,12 @@ class Learner:
     def _do_one_batch(self) -> None:
         self.pred = self.model(*self.xb)
         self._fire('after_pred')
+        cbs = self._train_cbs if self.training else self._valid_cbs
         if len(self.yb):
             self.loss_grad = self.loss_func(self.pred, *self.yb)
-            self.loss = self.loss_grad.clone()
-        if (self._train_cbs if self.training else self._valid_cbs)['after_loss']: self._after_loss()
+            # learn.loss is a copy when a callback could change it before backward; else the same tensor.
+            self.loss = self.loss_grad.clone() if cbs['after_loss'] or cbs['before_backward'] else self.loss_grad
+        if cbs['after_loss']: self._after_loss()
         if not self.training or not len(self.yb): return
         self._with_events(self._backward, 'backward', CancelBackwardException)
         self._with_events(self._step, 'step', CancelStepException)
@@ -689,8 +701,8 @@ class Learner:
 
 
 def _on_device(b: Any, device: Any) -> bool:
-    "True when ``to_device(b, device)`` would change nothing but the tuple: plain tensors already there."
-    if type(b) is not tuple: return False
+    "True when ``to_device(b, device)`` would change nothing but the sequence: plain tensors already there."
+    if type(b) is not tuple and type(b) is not list: return False
     for t in b:
         if type(t) is not torch.Tensor or t.device != device: return False
     return True

@@ -142,12 +142,6 @@ def _note_grads(param_groups: list[dict], kept: dict) -> None:
             if p.grad is not None and id(p) not in kept: kept[id(p)] = p
 
 
-def _restore_zero_grads(kept: dict) -> None:
-    "Give a zero gradient to each parameter of ``kept`` that has none (fastai 2 would hold one)."
-    for p in kept.values():
-        if p.grad is None: p.grad = torch.zeros_like(p)
-
-
 class _Flags(dict):
     "One parameter's flags (``do_wd``, ``force_train``): a dict that counts its changes in a shared tick."
     tick: list | None = None
@@ -381,7 +375,9 @@ class OptimWrapper:
     def get_hyper(self, name: str, group: int = -1) -> Any:
         "The value of hyper-parameter ``name`` in one group (cheap: no dict is built)."
         key, idx = self._resolve(name)
-        g = self._groups()[self._main[group]]
+        groups = self._opt.param_groups
+        if len(groups) != self._n_torch: groups = self._groups()
+        g = groups[self._main[group]]
         if key not in g:
             raise KeyError(f'get_hyper({name!r}): the optimizer has no hyper-parameter {name!r}; '
                            f'it has {", ".join(self.hypers[group])}')
@@ -465,27 +461,23 @@ class OptimWrapper:
             if not self._v1:              # fastai 1 decays every parameter; fastai 2 those with a gradient
                 ps = [p for p in ps if p.grad is not None]
                 if not ps: continue
-            if self._decouple_wd: torch._foreach_mul_(ps, 1 - g['lr'] * wd)
-            else: torch._foreach_add_([p.grad for p in ps], ps, alpha=wd)
+            with torch.no_grad():
+                if self._decouple_wd: torch._foreach_mul_(ps, 1 - g['lr'] * wd)
+                else: torch._foreach_add_([p.grad for p in ps], ps, alpha=wd)
 
     # ================================================================== stepping
     def step(self, closure: Callable | None = None) -> Any:
         """Apply weight decay (if the wrapper owns it), then the torch optimizer's step. A torch optimizer
         may define ``prepare_step()``: it runs first. (With a ``closure`` the wrapper's L2 term is lost, as
         the closure recomputes the gradients: fastai optimizers do not take closures at all.)"""
-        if self._kept: _restore_zero_grads(self._kept)
-        if self._tick_seen != self.state.tick[0] or len(self._opt.param_groups) != self._n_torch: self._sync()
+        for p in self._kept.values():          # fastai 2 would hold a zero gradient for these
+            if p.grad is None: p.grad = torch.zeros_like(p)
+        if self._tick_seen != self._state.tick[0] or len(self._opt.param_groups) != self._n_torch: self._sync()
         opt = self._opt
         prepare = getattr(opt, 'prepare_step', None)   # e.g. Lookahead's first copy of the weights
         if prepare is not None: prepare()
-        if self._decouple_wd is not None and (self._v1 or self._any_wd()):
-            with torch.no_grad(): self._apply_wd()
+        if self._decouple_wd is not None: self._apply_wd()
         return opt.step(closure) if closure is not None else opt.step()
-
-    def _any_wd(self) -> bool:
-        for g, ps in zip(self._opt.param_groups, self._decay):
-            if ps and g['wd']: return True
-        return False
 
     def zero_grad(self, set_to_none: bool | None = None) -> None:
         """Clear the gradients. ``set_to_none`` (default: the wrapper's): None drops them but steps as

@@ -65,15 +65,11 @@ class CastToTensor(Callback):
         "Replace tensor subclasses in ``xb``/``yb`` by plain tensors."
         learn = self.learn
         xb, yb = learn.xb, learn.yb
-        if not (_all_plain(xb) and _all_plain(yb)):
-            learn.xb = type(xb)(_plain(t) for t in xb)
-            learn.yb = type(yb)(_plain(t) for t in yb)
-
-
-def _all_plain(ts: Any) -> bool:
-    for t in ts:
-        if type(t) is not torch.Tensor: return False
-    return True
+        for t in (*xb, *yb):
+            if type(t) is not torch.Tensor:
+                learn.xb = type(xb)(_plain(t) for t in xb)
+                learn.yb = type(yb)(_plain(t) for t in yb)
+                return
 
 
 class SkipToEpoch(Callback):
