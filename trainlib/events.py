@@ -12,11 +12,11 @@ This is the one place where every event is documented. ``Learner.fit`` runs, in 
             before_batch                         # change learn.xb / learn.yb here
             learn.pred = model(*xb)
             after_pred                           # change learn.pred here
-            learn.loss_grad = loss_func(pred, *yb); learn.loss = loss_grad.clone()
+            learn.loss_grad = loss_func(pred, *yb); learn.loss = loss_grad.clone()   # (*)
             after_loss                           # change learn.loss_grad (what backward uses)
             before_backward; loss_grad.backward(); after_backward     # gradients are ready
             before_step;     opt.step();          after_step
-            opt.zero_grad()                      # skipped when the batch is cancelled, or once if learn.skip_zero_grad
+            opt.zero_grad()                      # skipped when the batch is cancelled, or once if learn.skip_zero_grad (**)
             after_batch                          # Recorder: smooth_loss; TrainEval: train_iter, pct_train
         after_train
         # ---- validation phase (torch.no_grad, learn.dl = dls.valid, learn.training = False)
@@ -28,6 +28,12 @@ This is the one place where every event is documented. ``Learner.fit`` runs, in 
     after_fit                                    # ALWAYS runs, also when the fit fails
 
 ``after_create`` fires once, at the end of ``Learner.__init__``, to the callbacks present then.
+
+(*) The copy is made only when a callback listens to ``after_loss`` or ``before_backward`` (the only
+events that could change ``learn.loss`` before backward); otherwise ``learn.loss`` is ``loss_grad``.
+(**) The v2 optimizers drop the gradients (``p.grad`` is None between batches) and give a zero one
+back at the next step to each parameter that had one: the updates of fastai 2's in-place zeroing.
+A level nobody listens to (no ``before_X``, ``after_cancel_X`` or ``after_X``) runs its function alone.
 
 Control flow: a callback raises one of the ``Cancel*Exception`` below. Level X (fit, epoch,
 train, validate, batch, backward, step) catches only its own exception, raised in ``before_X`` or
