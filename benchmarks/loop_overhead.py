@@ -22,10 +22,7 @@ What is timed, and how
   out before its last batch is trained: for it the span ends at the later of exhaustion and the end
   of the last ``on_train_batch_end``.
 * Rows: the raw loop (forward, loss, backward, ``opt.step()``, ``opt.zero_grad()``, which in torch 2
-  drops the gradients); the raw loop zeroing them in place instead (``zero_grad(set_to_none=False)``),
-  as fastai 2 and trainlib do (a cancelled backward still steps with zero gradients, so momentum moves
-  the weights): backward then adds into the old buffers rather than taking fresh ones, which costs
-  about 5% on ``medium`` and is part of every fastai/trainlib ratio to the first row; the v2
+  drops the gradients; trainlib drops them too, with fastai 2's updates, see ``trainlib/optim.py``); the v2
   Learner with its default callbacks with the bar on (stdout replaced by a null stream that says it
   is a terminal, so the bar code runs) and off (stdout a null stream that is no terminal: the
   default callbacks are all there, the bar is not drawn, as in a CI log); with the ``accuracy``
@@ -70,6 +67,7 @@ SIZES = {'tiny': dict(dims=(10, 10), bs=64, n_batches=50),
          'medium': dict(dims=(256, 512, 512, 10), bs=256, n_batches=6)}
 LR, MOM, N_NOOP = 0.01, 0.9, 10
 TARGETS = {'tiny': 1.10, 'medium': 1.02}
+V1_TARGET, PER_CB_TARGET = 1.25, 1.0
 clock: Callable[[], float] = time.thread_time
 "The clock of every span: this thread's CPU time (``--clock wall`` for ``time.perf_counter``)."
 
@@ -140,9 +138,8 @@ def _epoch(run: Callable[[], float]) -> float:
 
 
 # ====================================================================== rows: raw torch
-def raw_row(wl: Workload, set_to_none: bool = True) -> Callable[[], float]:
-    """The reference: forward, loss, backward, step, zero_grad over the loader (torch's default
-    ``zero_grad()`` drops the gradients; ``set_to_none=False`` zeroes them in place, as fastai 2 and trainlib)."""
+def raw_row(wl: Workload) -> Callable[[], float]:
+    "The reference: forward, loss, backward, step, zero_grad (torch's default: drop the gradients) over the loader."
     model, loss_func = wl.model(), nn.CrossEntropyLoss()
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOM)
 
@@ -152,7 +149,7 @@ def raw_row(wl: Workload, set_to_none: bool = True) -> Callable[[], float]:
             loss = loss_func(model(xb), yb)
             loss.backward()
             opt.step()
-            opt.zero_grad(set_to_none=set_to_none)
+            opt.zero_grad()
         return wl.train.us_per_batch()
     return run
 
@@ -233,11 +230,10 @@ def v1_mixed_row(wl: Workload) -> Callable[[], float]:
     return _v1_run(wl, _v1_learner(wl, v1, [v1_cls() for _ in range(half)] + [v2_cls() for _ in range(half)]))
 
 
-RAW_INPLACE = ('raw loop, grads zeroed in place', partial(raw_row, set_to_none=False))
 "The raw loop zeroing gradients as fastai 2 and trainlib do: the like-with-like reference for their rows."
 
 ROWS: list[tuple[str, Callable[[Workload], Callable[[], float]]]] = [
-    ('raw torch loop', raw_row), RAW_INPLACE,
+    ('raw torch loop', raw_row),
     ('v2 default cbs, bar on', partial(v2_row, bar=True)),
     ('v2 default cbs, bar off', partial(v2_row, bar=False)),
     ('v2 + accuracy (train metric), bar on', partial(v2_row, bar=True, metric=True)),
@@ -269,7 +265,7 @@ def fastai_rows() -> list:
             with quiet(tty=bar): learn.fit(1)
             return wl.train.us_per_batch()
         return run
-    return [('raw torch loop', raw_row), RAW_INPLACE, ('fastai default cbs, bar on', partial(row, bar=True)),
+    return [('raw torch loop', raw_row), ('fastai default cbs, bar on', partial(row, bar=True)),
             ('fastai default cbs, bar off', partial(row, bar=False)),
             ('fastai + accuracy (train metric), bar on', partial(row, metric=True)),
             (f'fastai + {N_NOOP} no-op cbs, bar off', partial(row, bar=False, n_noop=N_NOOP))]
@@ -378,11 +374,6 @@ def summarise(times: dict, noop_label: str | None, base_label: str | None) -> di
     return res
 
 
-def paired_ratio(times: dict, label: str, ref_label: str) -> float:
-    "The median over rounds of row ``label`` / row ``ref_label`` of the same round."
-    return statistics.median(t / r for t, r in zip(times[label], times[ref_label]))
-
-
 # ====================================================================== peers
 def _peer_interpreters(extra: list[str]) -> dict:
     "peer name -> an interpreter that can import it (this one first)."
@@ -435,6 +426,26 @@ def print_table(title: str, result: dict, sizes: list[str], noop_label: str, bas
         for label, why in result[s]['skipped'].items(): print(f'  {s}: skipped "{label}": {why}')
 
 
+def print_targets(res: dict, sizes: list[str]) -> None:
+    "Each target of the issue, its measured value, met or not."
+    print('\ntargets (ratios: medians of per-round ratios to the raw loop; per callback: median of paired differences / 10)')
+    rows = []
+    for s in sizes:
+        rows.append((f'{s}: v2 default cbs, bar on', 'v2 default cbs, bar on', TARGETS[s]))
+    if 'tiny' in sizes: rows.append(('tiny: v1 Learner + 10 v1 cbs', f'v1 + {N_NOOP} no-op v1 cbs', V1_TARGET))
+    for title, label, target in rows:
+        m = summarise(res[title.split(':')[0]]['times'], None, None).get(label)
+        if m is None: print(f'  {title:40} skipped'); continue
+        print(f'  {title:40} ratio {m["ratio"]:.3f} (IQR {m["q1"]:.2f}-{m["q3"]:.2f}), target <= {target:.2f}: '
+              f'{"met" if m["ratio"] <= target else "NOT met"}')
+    for s in sizes:
+        per_cb = summarise(res[s]['times'], f'v2 + {N_NOOP} no-op cbs, bar off', 'v2 default cbs, bar off').get('_per_cb')
+        if per_cb is None: continue
+        note = '' if s == 'tiny' else ' (not resolvable: a batch here is thousands of µs and varies by more than 10 µs)'
+        verdict = ('met' if per_cb <= PER_CB_TARGET else 'NOT met') if s == 'tiny' else 'see tiny'
+        print(f'  {s + ": per extra no-op callback":40} {per_cb:.2f} µs/batch, target <= {PER_CB_TARGET:.0f} µs: {verdict}{note}')
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--rounds', type=int, default=9, help='interleaved rounds per row (median taken)')
@@ -458,12 +469,7 @@ def main(argv: list[str] | None = None) -> None:
     res = measure(ROWS, sizes, args.rounds)
     print_table('trainlib (ratio = median over rounds of row / raw loop of the same round)', res, sizes,
                 f'v2 + {N_NOOP} no-op cbs, bar off', 'v2 default cbs, bar off')
-    for s in sizes:
-        times = res[s]['times']
-        r = summarise(times, None, None)['v2 default cbs, bar on']['ratio']
-        same = paired_ratio(times, 'v2 default cbs, bar on', RAW_INPLACE[0])
-        print(f'  {s}: target <= {TARGETS[s]:.2f} with default cbs and bar on: {r:.3f} '
-              f'({"met" if r <= TARGETS[s] else "NOT met"}); {same:.3f} against the raw loop zeroing in place')
+    print_targets(res, sizes)
     if args.no_peers: return
     found = _peer_interpreters(args.peer_python)
     for name in PEERS:
