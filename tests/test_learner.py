@@ -97,6 +97,7 @@ def test_a_batch_without_a_tensor_has_no_batch_size():
     with pytest.raises(ValueError, match='no tensor found in the batch tuple to read the batch size from'):
         find_bs((['cat', 'dog'],))                  # (strings are not searched letter by letter)
     assert find_bs(('name', {'x': torch.zeros(3, 2)})) == 3
+    assert find_bs((torch.zeros(5, 2), torch.zeros(3))) == 5 and find_bs((torch.tensor(1.), torch.zeros(4))) == 1
 
 
 # -------------------------------------------------------------------------- callback management

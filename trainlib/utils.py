@@ -85,6 +85,7 @@ def to_cpu(b: Any) -> Any:
 
 def find_bs(b: Any) -> int:
     "The batch size: the first dimension of the first tensor found in ``b`` (nested tuples, lists, dicts)."
+    if type(b) is tuple and b and type(b[0]) is torch.Tensor and b[0].dim(): return b[0].shape[0]   # the usual yb
     bs = _first_bs(b)
     if bs is None: raise ValueError(f'no tensor found in the batch {type(b).__name__} to read the batch size from')
     return bs
