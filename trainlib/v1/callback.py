@@ -132,20 +132,19 @@ def overridden_events(cb: Any) -> tuple[str, ...]:
 _FRAME_PEEKERS = frozenset(('locals', 'vars', 'dir', 'eval', 'exec', 'globals', 'breakpoint', 'set_trace', '_getframe',
                             'currentframe', 'stack', 'trace', 'f_locals', 'f_back', 'tb_frame', 'getouterframes',
                             'getinnerframes', 'settrace', 'setprofile'))
-_PLANS: dict = {}
+_PLANS: tuple = ({}, {})   # free functions, bound methods: id(code) -> (code, plan); the code is kept, so its id stays its own
 
 
 def call_plan(method: Any) -> tuple[str, ...] | None:
     """What ``method`` is called with (see the module doc): the names of its parameters to fill from the state,
     or None for the whole state as keyword arguments. Cached per code object."""
-    if type(method) is MethodType: func, bound = method.__func__, True
-    else: func, bound = method, False
+    bound = type(method) is MethodType
+    func = method.__func__ if bound else method
     if type(func) is not FunctionType: return None
-    key = (func.__code__, bound)
-    try: return _PLANS[key]
-    except KeyError: pass
-    plan = _PLANS[key] = _make_plan(*key)
-    return plan
+    code = func.__code__
+    entry = _PLANS[bound].get(id(code))
+    if entry is None: entry = _PLANS[bound][id(code)] = (code, _make_plan(code, bound))
+    return entry[1]
 
 
 def _make_plan(code: CodeType, bound: bool) -> tuple[str, ...] | None:
@@ -254,6 +253,7 @@ class CallbackHandler:
         self.state_dict = {} if state is None else state
         self._kwargs = getattr(self.state_dict, 'kwargs', None)   # a state that builds (and reuses) the kwargs itself
         self._pick_keys = getattr(self.state_dict, 'pick', None)  # ... and picks some of them
+        self._plans: dict = {}
         self.state_dict.update(epoch=0, iteration=0, num_batch=0, skip_validate=False)
         self._kw: dict = {}
         self._dl_cb = None
@@ -266,7 +266,13 @@ class CallbackHandler:
         cannot see the rest, see the module doc); apply what it returns."""
         try:
             method = getattr(cb, _METHOD[event])
-            names = call_plan(method)
+            func = method.__func__ if type(method) is MethodType else None
+            if type(func) is FunctionType:          # call_plan(method), remembered per function while the handler lives
+                known = self._plans.get(func)
+                if known is None or known[0] is not func.__code__:
+                    known = self._plans[func] = (func.__code__, call_plan(method))
+                names = known[1]
+            else: names = call_plan(method)
             if names is None: ret = method(**self._all_kwargs())
             elif names: ret = method(**self._pick(names))
             else: ret = method()
