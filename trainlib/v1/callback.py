@@ -173,12 +173,23 @@ class SmoothenValue:
     def __init__(self, beta: float) -> None:
         self.beta, self.n, self.mov_avg = beta, 0, 0
         self.smooth = None
+        self._weights: tuple = (None,)
 
     def add_value(self, val: Any) -> None:
         "Take in ``val`` (a tensor stays on its device: no host sync)."
         self.n += 1
-        self.mov_avg = self.beta * self.mov_avg + (1 - self.beta) * val     # fastai's exact float32 rounding
-        self.smooth = self.mov_avg / (1 - self.beta ** self.n)
+        avg, beta = self.mov_avg, self.beta
+        if isinstance(avg, torch.Tensor) and isinstance(val, torch.Tensor) and avg.dtype is _F32 and val.dtype is _F32:
+            w = self._weights
+            if w[0] != beta: w = self._weights = (beta, torch.tensor(beta, dtype=_F32), torch.tensor(1 - beta, dtype=_F32))
+            # fastai's float32 rounding (beta * avg + (1 - beta) * val); 0-d CPU float32 weights are cheaper than floats
+            avg = avg * w[1] + val * w[2]
+        else: avg = beta * avg + (1 - beta) * val
+        self.mov_avg = avg
+        self.smooth = avg / (1 - beta ** self.n)
+
+
+_F32 = torch.float32
 
 
 def weighted_loss_mean(losses: list, nums: list) -> np.float32:
