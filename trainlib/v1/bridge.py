@@ -211,6 +211,16 @@ class LearnerState(MutableMapping):
                            self.grad_phase, version)
         return snap
 
+    def pick(self, names: tuple, extra: dict) -> dict:
+        "The keys ``names`` of ``kwargs(extra)`` that it has (without building the rest)."
+        out = {}
+        own, views = self._own, self._views
+        for k in names:
+            if k in extra: out[k] = extra[k]
+            elif k in views: out[k] = self._get_view(k)
+            elif k in own: out[k] = True if k == 'skip_zero' and self.learn.skip_zero_grad else own[k]
+        return out
+
     def __repr__(self) -> str: return f'LearnerState({self.copy()!r})'
 
 

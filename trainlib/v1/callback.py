@@ -14,11 +14,28 @@ Return values (one rule for both generations of fastai-1 code):
   (on_batch_begin), new output (on_loss_begin), new loss (on_backward_begin), truthy -> skip the
   step (on_backward_end), skip zero_grad (on_step_end), stop the epoch (on_batch_end), stop training
   (on_epoch_end); ignored for on_train_begin, on_epoch_begin, on_train_end.
+
+What a callback method is called with (:func:`call_plan`): fastai 1 passes the whole state (and the event's
+extra kwargs) to every method, which costs a dict of ~20 keys per call. A method that provably cannot see
+its ``**kwargs`` gets only its own named parameters instead, those the state has (so a missing required
+one is Python's own TypeError, as in fastai); a no-op ``def on_x(self, **kwargs): pass`` is called with
+nothing. "Provably" means: a plain Python function (or a method bound to one whose first parameter is
+``self``) with a ``**`` parameter, no positional-only parameter besides ``self``, whose code (nested
+functions included) never names the ``**`` parameter other than by declaring it, captures no variable of it
+in a closure, and names none of ``locals``, ``vars``, ``dir``, ``eval``, ``exec``, ``globals``,
+``breakpoint``, ``set_trace``, ``_getframe``, ``currentframe``, ``stack``, ``trace``, ``f_locals``,
+``f_back``, ``tb_frame``, ``getouterframes``, ``getinnerframes``, ``settrace`` or ``setprofile``. Anything
+else (a method that reads or forwards ``**kwargs``, a decorated method whose wrapper forwards them, a C
+function, a callable object, a ``partial``) gets the whole state, exactly as in fastai. The one thing that
+can tell the two apart is code outside the method looking into its frame (a debugger, or ``capture_locals``
+in a traceback): it sees a smaller ``kwargs`` dict.
 """
 from __future__ import annotations
 
+import dis
 import inspect
 from collections.abc import Mapping
+from types import CodeType, FunctionType, MethodType
 from typing import Any, Callable, Collection
 
 import numpy as np
@@ -32,7 +49,7 @@ from .core import first_el, is_listy, listify
 from .torch_core import add_metrics
 
 __all__ = ['Callback', 'CallbackList', 'CallbackHandler', 'SmoothenValue', 'AverageMetric', 'V1ReturnError', 'V1StateKeyError',
-           'V1_EVENTS', 'overridden_events', 'weighted_loss_mean', 'is_v1_callback', 'Scheduler', 'Stepper', 'annealing_no',
+           'V1_EVENTS', 'overridden_events', 'call_plan', 'weighted_loss_mean', 'is_v1_callback', 'Scheduler', 'Stepper', 'annealing_no',
            'annealing_linear', 'annealing_exp', 'annealing_cos', 'annealing_poly']
 
 V1_EVENTS = ('train_begin', 'epoch_begin', 'batch_begin', 'loss_begin', 'backward_begin', 'backward_end',
@@ -112,17 +129,67 @@ def overridden_events(cb: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+_FRAME_PEEKERS = frozenset(('locals', 'vars', 'dir', 'eval', 'exec', 'globals', 'breakpoint', 'set_trace', '_getframe',
+                            'currentframe', 'stack', 'trace', 'f_locals', 'f_back', 'tb_frame', 'getouterframes',
+                            'getinnerframes', 'settrace', 'setprofile'))
+_PLANS: tuple = ({}, {})   # free functions, bound methods: id(code) -> (code, plan); the code is kept, so its id stays its own
+
+
+def call_plan(method: Any) -> tuple[str, ...] | None:
+    """What ``method`` is called with (see the module doc): the names of its parameters to fill from the state,
+    or None for the whole state as keyword arguments. Cached per code object."""
+    bound = type(method) is MethodType
+    func = method.__func__ if bound else method
+    if type(func) is not FunctionType: return None
+    code = func.__code__
+    entry = _PLANS[bound].get(id(code))
+    if entry is None: entry = _PLANS[bound][id(code)] = (code, _make_plan(code, bound))
+    return entry[1]
+
+
+def _make_plan(code: CodeType, bound: bool) -> tuple[str, ...] | None:
+    if not code.co_flags & inspect.CO_VARKEYWORDS: return None
+    skip = 1 if bound and code.co_argcount else 0
+    if code.co_posonlyargcount > skip or (skip and code.co_varnames[0] != 'self'): return None
+    n_named = code.co_argcount + code.co_kwonlyargcount
+    varkw = code.co_varnames[n_named + bool(code.co_flags & inspect.CO_VARARGS)]
+    if varkw in code.co_cellvars or not _never_names(code, varkw): return None
+    return code.co_varnames[skip:n_named]
+
+
+def _never_names(code: CodeType, varkw: str) -> bool:
+    "True when no instruction of ``code`` (or of a function nested in it) names ``varkw`` or peeks at frames."
+    if _FRAME_PEEKERS.intersection(code.co_names) or varkw in code.co_freevars: return False
+    for ins in dis.get_instructions(code):
+        v = ins.argval
+        if isinstance(v, CodeType):
+            if not _never_names(v, varkw): return False
+        elif v == varkw or (isinstance(v, (tuple, frozenset)) and varkw in v): return False
+    return True
+
+
 class SmoothenValue:
     "Debiased exponential moving average (``beta``) of the values added; ``smooth`` is the current value."
     def __init__(self, beta: float) -> None:
         self.beta, self.n, self.mov_avg = beta, 0, 0
         self.smooth = None
+        self._weights: tuple = (None,)
 
     def add_value(self, val: Any) -> None:
         "Take in ``val`` (a tensor stays on its device: no host sync)."
         self.n += 1
-        self.mov_avg = self.beta * self.mov_avg + (1 - self.beta) * val     # fastai's exact float32 rounding
-        self.smooth = self.mov_avg / (1 - self.beta ** self.n)
+        avg, beta = self.mov_avg, self.beta
+        if isinstance(avg, torch.Tensor) and isinstance(val, torch.Tensor) and avg.dtype is _F32 and val.dtype is _F32:
+            w = self._weights
+            if w[0] != beta: w = self._weights = (beta, torch.tensor(beta, dtype=_F32), torch.tensor(1 - beta, dtype=_F32))
+            # fastai's float32 rounding (beta * avg + (1 - beta) * val); 0-d CPU float32 weights are cheaper than floats
+            avg = avg * w[1] + val * w[2]
+        else: avg = beta * avg + (1 - beta) * val
+        self.mov_avg = avg
+        self.smooth = avg / (1 - beta ** self.n)
+
+
+_F32 = torch.float32
 
 
 def weighted_loss_mean(losses: list, nums: list) -> np.float32:
@@ -196,6 +263,8 @@ class CallbackHandler:
         self.smoothener = SmoothenValue(beta)
         self.state_dict = {} if state is None else state
         self._kwargs = getattr(self.state_dict, 'kwargs', None)   # a state that builds (and reuses) the kwargs itself
+        self._pick_keys = getattr(self.state_dict, 'pick', None)  # ... and picks some of them
+        self._plans: dict = {}
         self.state_dict.update(epoch=0, iteration=0, num_batch=0, skip_validate=False)
         self._kw: dict = {}
         self._dl_cb = None
@@ -204,14 +273,20 @@ class CallbackHandler:
 
     # ------------------------------------------------------------------ calling and applying returns
     def _call(self, cb: Any, event: str) -> None:
-        "Call ``cb.on_<event>`` with the state (and the event's extra kwargs); apply what it returns."
-        kwargs = self._kwargs
-        if kwargs is not None: kw = kwargs(self._kw)
-        else:
-            kw = self.state_dict.copy()
-            if self._kw: kw.update(self._kw)
+        """Call ``cb.on_<event>`` with the state and the event's extra kwargs (only its named parameters when it
+        cannot see the rest, see the module doc); apply what it returns."""
         try:
-            ret = getattr(cb, _METHOD[event])(**kw)
+            method = getattr(cb, _METHOD[event])
+            func = method.__func__ if type(method) is MethodType else None
+            if type(func) is FunctionType:          # call_plan(method), remembered per function while the handler lives
+                known = self._plans.get(func)
+                if known is None or known[0] is not func.__code__:
+                    known = self._plans[func] = (func.__code__, call_plan(method))
+                names = known[1]
+            else: names = call_plan(method)
+            if names is None: ret = method(**self._all_kwargs())
+            elif names: ret = method(**self._pick(names))
+            else: ret = method()
             if ret is not None: self._apply(cb, event, ret)
         except CancelException: raise
         except Exception as e:
@@ -220,6 +295,19 @@ class CallbackHandler:
                 try: e._trainlib_noted = True
                 except AttributeError: pass
             raise
+
+    def _all_kwargs(self) -> dict:
+        "The whole state and the event's extra kwargs."
+        if self._kwargs is not None: return self._kwargs(self._kw)
+        kw = self.state_dict.copy()
+        if self._kw: kw.update(self._kw)
+        return kw
+
+    def _pick(self, names: tuple) -> dict:
+        "The keys ``names`` of :meth:`_all_kwargs` that it has."
+        if self._pick_keys is not None: return self._pick_keys(names, self._kw)
+        extra, state = self._kw, self.state_dict
+        return {k: extra[k] if k in extra else state[k] for k in names if k in extra or k in state}
 
     def _apply(self, cb: Any, event: str, ret: Any) -> None:
         state = self.state_dict
