@@ -152,7 +152,8 @@ def mk_metric(m: Any) -> Metric:
 
 def flatten_check(inp: torch.Tensor, targ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "Flatten both tensors and check they have the same number of elements."
-    inp, targ = inp.reshape(-1), targ.reshape(-1)        # a view when contiguous, else a copy: one op each
+    if inp.dim() != 1: inp = inp.reshape(-1)            # a view when contiguous, else a copy: one op each
+    if targ.dim() != 1: targ = targ.reshape(-1)
     if len(inp) != len(targ):
         raise ValueError(f'expected predictions and targets of the same size, got {len(inp)} and {len(targ)}')
     return inp, targ
