@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from tiny import blobs_learner, quiet_learner
-from trainlib import Callback, CancelTrainException, CancelValidException, History, Recorder, accuracy, noop
+from trainlib import (AvgSmoothLoss, Callback, CancelTrainException, CancelValidException, History, Recorder, accuracy,
+                      noop)
 
 
 def fitted(recorder=None, epochs=2, **kwargs):
@@ -52,6 +53,27 @@ def test_per_batch_losses_lrs_and_epoch_ends():
     assert len(rec.losses) == len(rec.lrs) == 6         # 48 items in batches of 16, two epochs
     assert rec.lrs == [0.1] * 6 and rec.iters == [3, 6]
     assert rec.losses[-1] == learn.smooth_loss and rec.values[-1][0] == pytest.approx(rec.losses[-1].item())
+
+
+class RawLosses(Callback):
+    "Keeps a copy of every training batch's loss."
+    def before_fit(self) -> None: self.raw = []
+    def after_batch(self) -> None:
+        if self.training: self.raw.append(self.loss.detach().clone())
+
+
+def test_losses_spread_over_device_buffers_are_the_debiased_moving_average_bit_for_bit(monkeypatch):
+    monkeypatch.setattr(AvgSmoothLoss, 'chunk', 4)       # 5 epochs of 3 batches: 15 values in 4 buffers
+    probe = RawLosses()
+    learn = fitted(epochs=5, cbs=probe)
+    val, expected = torch.tensor(0.), []
+    for i, loss in enumerate(probe.raw, 1):
+        val = torch.lerp(loss, val, 0.98)
+        expected.append(torch.div(val, 1 - 0.98 ** i))
+    losses = learn.recorder.losses
+    assert len(losses) == 15 and all(l.dim() == 0 and torch.equal(l, e) for l, e in zip(losses, expected))
+    assert learn.smooth_loss is losses[-1] and torch.equal(torch.stack(losses), torch.stack(expected))
+    assert json.loads(learn.recorder.to_json())['losses'] == [e.item() for e in expected]
 
 
 def test_final_record_is_the_last_row():

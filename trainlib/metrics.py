@@ -70,34 +70,50 @@ class AvgLoss(Metric):
 
 
 class _LazyDiv:
-    "``torch.div(val, denom)``, computed the first time it is called, then kept."
-    __slots__ = ('val', 'denom', 'result')
+    "``torch.div(buf[i], denom)``, computed the first time it is called, then kept (``buf`` is then let go)."
+    __slots__ = ('buf', 'i', 'denom', 'result')
 
-    def __init__(self, val: torch.Tensor, denom: float) -> None: self.val, self.denom, self.result = val, denom, None
+    def __init__(self, buf: torch.Tensor, i: int, denom: float) -> None:
+        self.buf, self.i, self.denom, self.result = buf, i, denom, None
 
     def __call__(self) -> torch.Tensor:
-        if self.result is None: self.result, self.val = torch.div(self.val, self.denom), None
+        if self.result is None: self.result, self.buf = torch.div(self.buf[self.i], self.denom), None
         return self.result
 
 
 class AvgSmoothLoss(Metric):
-    "The debiased exponential moving average of the loss (``beta=0.98``), kept as a device tensor."
+    """The debiased exponential moving average of the loss (``beta=0.98``), kept as a device tensor.
+
+    Each batch's average is written in place into the next slot of a device buffer of ``chunk``
+    values (one allocation every ``chunk`` batches), and ``lazy_value`` points at that slot: whoever
+    keeps the values of every batch (the Recorder) keeps no small tensor per batch, which would
+    fragment the host allocator's heap between the large short-lived activations."""
+    chunk = 256
+
     def __init__(self, beta: float = 0.98) -> None:
         self.beta = beta
         self.reset()
-    def reset(self) -> None: self.count, self.val = 0, torch.tensor(0.)
+    def reset(self) -> None:
+        self.count, self.val, self._slots = 0, torch.tensor(0.), iter(())
+        self._buf, self._first = self.val.reshape(1), -1       # lazy_value before any batch: 0 / 0, as ``value``
     def accumulate(self, learn: Any) -> None:
         self.count += 1
         loss = learn.loss.detach()             # detached first: no autograd node for the mean
         if loss.dim(): loss = loss.mean()      # a 0-d loss is its own mean: one op less per batch
-        val = self.val
-        if val.device != loss.device: val = val.to(loss.device)
-        self.val = torch.lerp(loss, val, self.beta)
+        out = next(self._slots, None)
+        if out is None or out.device != loss.device: out = self._new_chunk(loss.device)
+        self.val = torch.lerp(loss, self.val, self.beta, out=out)
+    def _new_chunk(self, device: torch.device) -> torch.Tensor:
+        "Start a buffer for the next ``chunk`` values on ``device``; return its first slot."
+        self._buf, self._first = torch.empty(self.chunk, dtype=self.val.dtype, device=device), self.count - 1
+        self._slots = iter(self._buf.unbind())                # the views live until the buffer is full
+        if self.val.device != device: self.val = self.val.to(device)
+        return next(self._slots)
     def lazy_value(self) -> Callable[[], torch.Tensor]:
         "A function giving the current ``value`` when first called: no tensor op until someone needs it."
-        return _LazyDiv(self.val, 1 - self.beta ** self.count)
+        return _LazyDiv(self._buf, self.count - 1 - self._first, 1 - self.beta ** self.count)
     @property
-    def value(self) -> torch.Tensor: return self.lazy_value()()
+    def value(self) -> torch.Tensor: return torch.div(self.val, 1 - self.beta ** self.count)
     @property
     def name(self) -> str: return 'smooth_loss'
 

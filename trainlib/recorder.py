@@ -54,7 +54,7 @@ class Recorder(Callback):
     the smoothed loss at the end of the epoch); ``losses``/``lrs`` one entry per training batch."""
     order = 50
     remove_on_fetch = True
-    _stateattrs = ('lrs', 'iters', '_losses', '_lazy', 'values')
+    _stateattrs = ('lrs', 'iters', '_losses', '_read', 'values')
 
     def __init__(self, add_time: bool = True, train_metrics: bool = False, valid_metrics: bool = True,
                  beta: float = 0.98) -> None:
@@ -106,28 +106,23 @@ class Recorder(Callback):
         if not learn.training: return
         self.lrs.append(learn.opt.get_hyper('lr'))
         smooth = self.smooth_loss.lazy_value()       # divided when read: a tensor op less per batch
-        self._losses.append(smooth)
-        self._lazy.append(smooth)
+        self._losses.append(smooth)                  # points into smooth_loss's device buffer: no tensor per batch
         learn._defer_attr('smooth_loss', smooth)
 
     # ------------------------------------------------------------------ the per-batch smoothed losses
     @property
     def losses(self) -> list:
         "The smoothed loss after each training batch of the last fit (tensors; ``learn.smooth_loss`` is the last)."
-        losses, n = self._losses, len(self._lazy)
-        if n:
-            for i in range(len(losses) - 1, -1, -1):         # the lazy ones are at the end
-                if type(losses[i]) is _LazyDiv:
-                    losses[i] = losses[i]()
-                    n -= 1
-                    if not n: break
-            self._lazy.clear()
+        losses = self._losses
+        for i in range(self._read, len(losses)):             # the lazy ones are after those already read
+            if type(losses[i]) is _LazyDiv: losses[i] = losses[i]()
+        self._read = len(losses)
         return losses
 
     @losses.setter
-    def losses(self, v: list) -> None: self._losses, self._lazy = v, []
+    def losses(self, v: list) -> None: self._losses, self._read = v, len(v)
 
-    def _reset_losses(self) -> None: self._losses, self._lazy = [], []
+    def _reset_losses(self) -> None: self._losses, self._read = [], 0
 
     def after_cancel_train(self) -> None:
         "A cancelled training phase adds no columns to the row."
