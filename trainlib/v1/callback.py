@@ -395,7 +395,8 @@ class CallbackHandler:
 
     def begin_backward_begin(self, raw_loss: torch.Tensor) -> None:
         "Smooth the raw loss (before any callback changes it); ``last_loss`` is already in the state."
-        self.smoothener.add_value(raw_loss.detach().float())
+        raw = raw_loss.detach()
+        self.smoothener.add_value(raw if raw.dtype is _F32 else raw.float())   # .float() of a float32 tensor is itself
         self.state_dict['smooth_loss'] = self.smoothener.smooth
         self._start('backward_begin', False)
 
