@@ -87,3 +87,14 @@ def test_a_no_op_method_replaced_mid_fit_is_the_one_called_and_its_error_names_i
     except ValueError as e: assert 'Exception occurred in `Counter` when calling event `on_batch_end`' in e.__notes__
     else: raise AssertionError('the error was swallowed')
     assert calls == ['new'] * 3
+
+
+def test_a_bad_return_of_a_method_called_with_nothing_names_the_callback():
+    from trainlib.v1.callback import V1StateKeyError
+    class BadReturn(Callback):
+        def on_batch_end(self, **kwargs): return {'no_such_key': 1}
+    try: tl.learner().fit(1, callbacks=[BadReturn()])
+    except V1StateKeyError as e:
+        assert "no_such_key isn't a valid key" in str(e)
+        assert 'Exception occurred in `BadReturn` when calling event `on_batch_end`' in e.__notes__
+    else: raise AssertionError('the bad return was accepted')

@@ -594,23 +594,25 @@ class V1Adapter(CoreCallback):
             run = attrs['_driver'].current
             if self not in run.active or (training_only and not attrs['_learn'].training) or \
                     (ending_only and not run.ends_training): return
+            if not run.direct:
+                run.handler._call(cb, ev)
+                return
             method = getattr(cb, name, None)
             func = getattr(method, '__func__', None)
             if func is None or func is not known[0] or func.__code__ is not known[1]:
-                if type(method) is not MethodType or not run.direct:
+                if type(method) is not MethodType:
                     run.handler._call(cb, ev)
                     return
                 known[:] = func, func.__code__, call_plan(method)
-            names = known[2]
-            if names != () or not run.direct:
-                if run.direct: run.handler._call_planned(cb, ev, method, names)
-                else: run.handler._call(cb, ev)
-                return
-            try: ret = method()           # the common no-op case: handler._call's work without its frames
+            handler, names = run.handler, known[2]
+            try:                          # handler._call's work without its frames and lookups
+                if names == (): ret = method()
+                elif names is None: ret = method(**handler._all_kwargs())
+                else: ret = method(**handler._pick(names))
+                if ret is not None: handler._apply(cb, ev, ret)
             except Exception as e:
                 note_failure(e, cb, ev)
                 raise
-            if ret is not None: run.handler._apply(cb, ev, ret)
         return call
 
     def __repr__(self) -> str: return f'{type(self.cb).__name__}(v1)'
