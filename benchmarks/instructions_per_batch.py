@@ -1,6 +1,6 @@
 """Instructions per training batch, counted by valgrind: a noise-free measure of the loop's overhead.
 
-    /work/main/.venv/bin/python benchmarks/instructions_per_batch.py [--rev REV] [--rows raw,off,bar,acc,noop10]
+    /work/main/.venv/bin/python benchmarks/instructions_per_batch.py [--rev REV] [--rows raw,off,bar,acc,noop10,v1,v1_0]
 
 Timings on a shared machine move by more than one change to the hot path; instruction counts do
 not. Each row runs in ``valgrind --tool=callgrind`` with instrumentation switched on (by a tiny C
@@ -53,6 +53,18 @@ def _child(row: str, n_batches: int, helper: str) -> None:
                 loss.backward()
                 opt.step()
                 opt.zero_grad()
+    elif row in ('v1', 'v1_0'):
+        import trainlib.v1 as v1
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from loop_overhead import _v1_noop_class, quiet
+        data = v1.DataBunch(batches, batches[:1], device=torch.device('cpu'))
+        noop_cls = _v1_noop_class(v1)
+        cbs = [noop_cls() for _ in range(10 if row == 'v1' else 0)]
+        learn = v1.Learner(data, model, loss_func=nn.CrossEntropyLoss(), wd=0., true_wd=False, bn_wd=True,
+                           opt_func=partial(torch.optim.SGD, momentum=0.9), callbacks=cbs)
+
+        def run() -> None:
+            with quiet(tty=False): learn.fit(1, lr=0.01)
     else:
         import trainlib as tl
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -93,7 +105,7 @@ def main() -> None:
         return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--rev', help='measure trainlib as it is at this git revision (default: the work tree)')
-    p.add_argument('--rows', default='raw,off,acc,noop10', help='comma-separated: raw, off, bar, acc, noop10')
+    p.add_argument('--rows', default='raw,off,acc,noop10', help='comma-separated: raw, off, bar, acc, noop10, v1 (v1 Learner, 10 no-op v1 callbacks), v1_0 (no callbacks)')
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

@@ -586,6 +586,17 @@ class OptimWrapper:
     @lr.setter
     def lr(self, v: Any) -> None: self.set_hyper('lr', v)
 
+    def v1_lr_mom(self) -> tuple:
+        "``(self.lr, self.mom)`` in one cheap call (the v1 Recorder reads both every training batch)."
+        keys, groups = self._keys, self._opt.param_groups
+        lr_key, mom_key = keys.get('lr'), keys.get('mom')
+        if lr_key is None or mom_key is None or len(groups) != self._n_torch: return self.lr, self.mom
+        g = groups[self._main[-1]]
+        (lk, li), (mk, mi) = lr_key, mom_key
+        if lk not in g: return self.lr, self.mom           # the error get_hyper gives
+        mom = None if mk not in g else g[mk] if mi is None else g[mk][mi]
+        return (g[lk] if li is None else g[lk][li]), mom
+
     @property
     def mom(self) -> Any:
         "fastai 1: momentum (``momentum`` or ``betas[0]``); None if the optimizer has none."

@@ -63,3 +63,38 @@ def test_learn_validate_inside_a_fit_is_a_run_of_its_own():
     assert len(outer_valid_batches) == 4                       # 2 epochs x 2 valid batches, none from validate()
     assert learn.recorder.nb_batches == [4, 4] and len(learn.recorder.val_losses) == 2
     assert [len(r) for r in inner] == [2, 2] and float(inner[-1][0]) == float(learn.validate()[0])
+
+
+def test_a_no_op_method_replaced_mid_fit_is_the_one_called_and_its_error_names_it():
+    calls = []
+    class Counter(Callback):
+        def on_batch_end(self, **kwargs): calls.append('old')       # called with nothing (it cannot see kwargs)
+    cb = Counter()
+    def replaced(**kwargs):
+        calls.append('new')
+        if len(calls) == 3: raise ValueError('boom')
+    learn = tl.learner()
+    learn.fit(1, callbacks=[cb])
+    n_batches = len(calls)
+    assert n_batches > 2 and set(calls) == {'old'}
+    calls.clear()
+    cb.on_batch_end = lambda **kwargs: (calls.append('new'), cb.__dict__.pop('on_batch_end'))[0]
+    learn.fit(1, callbacks=[cb])
+    assert calls == ['new'] + ['old'] * (n_batches - 1)      # the instance's method, then the class's again
+    calls.clear()
+    Counter.on_batch_end = lambda self, **kwargs: replaced()
+    try: learn.fit(1, callbacks=[cb])
+    except ValueError as e: assert 'Exception occurred in `Counter` when calling event `on_batch_end`' in e.__notes__
+    else: raise AssertionError('the error was swallowed')
+    assert calls == ['new'] * 3
+
+
+def test_a_bad_return_of_a_method_called_with_nothing_names_the_callback():
+    from trainlib.v1.callback import V1StateKeyError
+    class BadReturn(Callback):
+        def on_batch_end(self, **kwargs): return {'no_such_key': 1}
+    try: tl.learner().fit(1, callbacks=[BadReturn()])
+    except V1StateKeyError as e:
+        assert "no_such_key isn't a valid key" in str(e)
+        assert 'Exception occurred in `BadReturn` when calling event `on_batch_end`' in e.__notes__
+    else: raise AssertionError('the bad return was accepted')

@@ -51,7 +51,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import MutableMapping
 from functools import partial
-from types import SimpleNamespace
+from types import MethodType, SimpleNamespace
 from typing import Any, Callable, Iterator
 
 import torch
@@ -63,7 +63,8 @@ from ..events import (CancelBackwardException, CancelFitException, CancelStepExc
 from ..progress import format_row
 from ..recorder import Recorder as CoreRecorder
 from ..utils import camel2snake, listify, tuplify
-from .callback import Callback, CallbackHandler, is_v1_callback, overridden_events, weighted_loss_mean
+from .callback import (Callback, CallbackHandler, call_plan, is_v1_callback, note_failure, overridden_events,
+                       weighted_loss_mean)
 from .core import first_el
 from .torch_core import add_metrics
 
@@ -74,6 +75,8 @@ V1_ORDER_OFFSET = 55
 "A v1 callback with ``_order = k`` runs at core ``order = V1_ORDER_OFFSET + k`` (the one scale of both generations)."
 
 _VIEW_KEYS = frozenset(('last_input', 'last_target', 'last_output', 'last_loss'))
+_BATCH_VIEWS = frozenset(('last_input', 'last_target'))
+_STOCK_CALL = CallbackHandler._call
 
 
 def v1_core_order(cb: Any) -> float:
@@ -98,7 +101,7 @@ class LearnerState(MutableMapping):
 
     def __init__(self, learn: Any) -> None:
         self.learn = learn
-        self._own: dict = {}
+        self.own = self._own = {}    # the own keys: read here without a call (but ``skip_zero``, see __getitem__)
         self._views: set = set()
         self.grad_phase = False      # True from on_backward_begin to on_step_end: last_loss is learn.loss_grad
         self.loss_is_output = False  # get_preds: last_loss is (output, target) from on_batch_end on, as in v1
@@ -173,6 +176,12 @@ class LearnerState(MutableMapping):
         self._snap = None
         if k in self._views: self._views.discard(k)
         else: del self._own[k]
+
+    def update(self, other: Any = (), /, **kw: Any) -> None:
+        "As ``dict.update``; own keys given as keyword arguments are written in one step (the per-batch resets)."
+        if other or not _VIEW_KEYS.isdisjoint(kw): return super().update(other, **kw)
+        self._snap = None
+        self._own.update(kw)
 
     def __contains__(self, k: object) -> bool: return k in self._own or k in self._views
     def __iter__(self) -> Iterator[str]: return iter([*self._own, *self._views])
@@ -249,6 +258,8 @@ class V1Run:
         v1_metrics = [V2MetricView(m, learn, drive=True) if _is_v2_metric(m) else m for m in listify(metrics)]
         self.handler = CallbackHandler(callbacks, v1_metrics, state=LearnerState(learn))
         self.handler.state_dict.loss_is_output = mode == 'preds'
+        # adapters may call v1 methods themselves, as the stock handler._call would (not when it is replaced, e.g. traced)
+        self.direct = type(self.handler)._call is _STOCK_CALL
         self.active = set(adapters)
         self.mode, self.n_epochs, self.pbar, self.metrics, self.n_batch, self.auto = \
             mode, n_epochs, pbar, metrics, n_batch, auto
@@ -354,17 +365,18 @@ class V1Driver(CoreCallback):
     def before_batch(self) -> None:
         "Close the previous batch, show the batch to v1, then on_batch_begin."
         run = self.current
-        run.close_batch()
+        if run.batch_open: run.close_batch()
         run.reached = ''
         state = run.handler.state_dict
-        state.show('last_input', 'last_target')
+        if not _BATCH_VIEWS <= state._views: state.show('last_input', 'last_target')
         state.grad_phase = False
         run.handler.begin_batch_begin(self.learn.training)
 
     def after_pred(self) -> None:
         "Show the output to v1, then on_loss_begin."
-        self.current.handler.state_dict.show('last_output')
-        self.current.handler.begin_loss_begin()
+        handler = self.current.handler
+        if 'last_output' not in handler.state_dict._views: handler.state_dict.show('last_output')
+        handler._start('loss_begin', False)     # begin_loss_begin, one call less
 
     def after_loss(self) -> None:
         "Training only: show the loss to be backpropagated, then on_backward_begin."
@@ -376,21 +388,23 @@ class V1Driver(CoreCallback):
 
     def before_backward(self) -> None:
         "Skip the backward pass when a v1 callback set ``skip_bwd``."
-        if self.current.handler.state_dict['skip_bwd']: raise CancelBackwardException
+        if self.current.handler.state_dict.own['skip_bwd']: raise CancelBackwardException
 
     def after_backward(self) -> None:
         "on_backward_end."
-        self.current.reached = 'backward'
-        self.current.handler.begin_backward_end()
+        run = self.current
+        run.reached = 'backward'
+        run.handler._start('backward_end', False)    # begin_backward_end
 
     def before_step(self) -> None:
         "Skip the step when a v1 callback set ``skip_step``."
-        if self.current.handler.state_dict['skip_step']: raise CancelStepException
+        if self.current.handler.state_dict.own['skip_step']: raise CancelStepException
 
     def after_step(self) -> None:
         "on_step_end."
-        self.current.reached = 'step'
-        self.current.handler.begin_step_end()
+        run = self.current
+        run.reached = 'step'
+        run.handler._start('step_end', False)        # begin_step_end
 
     # ------------------------------------------------------------------ what a v2 Cancel means for v1 flags
     def _flag(self, *keys: str) -> None:
@@ -506,7 +520,7 @@ class V1DriverEnd(CoreCallback):
     def after_step(self) -> None:
         "``skip_zero`` -> the loop skips this batch's zero_grad."
         state = self.driver.current.handler.state_dict
-        if state['skip_zero']:
+        if state.own['skip_zero'] or self.learn.skip_zero_grad:     # state['skip_zero'] without the call
             state['skip_zero'] = True                 # stays True for the rest of the batch (the loop resets the Learner's)
             self.learn.skip_zero_grad = True
 
@@ -571,18 +585,34 @@ class V1Adapter(CoreCallback):
         elif old is not None: _drop_drivers_if_unused(old)
 
     def _dispatcher(self, ev: str) -> Callable[[], None]:
-        cb = self.cb
+        cb, name = self.cb, f'on_{ev}'
+        training_only, ending_only = ev == 'backward_begin', ev == 'train_end'
+        known: list = [None, None, None]   # cb's bound method's function, its code, and its call_plan
+        attrs = self.__dict__              # _driver, _learn: read here without the attribute machinery
+
         def call() -> None:
-            run = self._driver.current
-            if self in run.active: run.handler._call(cb, ev)
-        if ev == 'backward_begin':
-            def call() -> None:
-                run = self._driver.current
-                if self in run.active and self._learn.training: run.handler._call(cb, ev)
-        elif ev == 'train_end':
-            def call() -> None:
-                run = self._driver.current
-                if self in run.active and run.ends_training: run.handler._call(cb, ev)
+            run = attrs['_driver'].current
+            if self not in run.active or (training_only and not attrs['_learn'].training) or \
+                    (ending_only and not run.ends_training): return
+            if not run.direct:
+                run.handler._call(cb, ev)
+                return
+            method = getattr(cb, name, None)
+            func = getattr(method, '__func__', None)
+            if func is None or func is not known[0] or func.__code__ is not known[1]:
+                if type(method) is not MethodType:
+                    run.handler._call(cb, ev)
+                    return
+                known[:] = func, func.__code__, call_plan(method)
+            handler, names = run.handler, known[2]
+            try:                          # handler._call's work without its frames and lookups
+                if names == (): ret = method()
+                elif names is None: ret = method(**handler._all_kwargs())
+                else: ret = method(**handler._pick(names))
+                if ret is not None: handler._apply(cb, ev, ret)
+            except Exception as e:
+                note_failure(e, cb, ev)
+                raise
         return call
 
     def __repr__(self) -> str: return f'{type(self.cb).__name__}(v1)'

@@ -221,6 +221,14 @@ def _cb_name(cb: Any) -> str:
     return f'AverageMetric({cb.name})' if isinstance(cb, AverageMetric) else type(cb).__name__
 
 
+def note_failure(e: Exception, cb: Any, event: str) -> None:
+    "Name ``cb`` and the event in error ``e`` raised by its ``on_<event>`` (once; a Cancel exception is left alone)."
+    if isinstance(e, CancelException) or getattr(e, '_trainlib_noted', False): return
+    add_note(e, f'Exception occurred in `{_cb_name(cb)}` when calling event `on_{event}`')
+    try: e._trainlib_noted = True
+    except AttributeError: pass
+
+
 def _any(v: Any) -> bool:
     "Truthiness as ``np.any``: any true element of a tensor, array or sequence."
     if isinstance(v, torch.Tensor): return bool(v.any())
@@ -262,6 +270,7 @@ class CallbackHandler:
         self.beta = beta
         self.smoothener = SmoothenValue(beta)
         self.state_dict = {} if state is None else state
+        self._reads = getattr(self.state_dict, 'own', self.state_dict)   # counters and batch flags, read without a call
         self._kwargs = getattr(self.state_dict, 'kwargs', None)   # a state that builds (and reuses) the kwargs itself
         self._pick_keys = getattr(self.state_dict, 'pick', None)  # ... and picks some of them
         self._plans: dict = {}
@@ -288,12 +297,8 @@ class CallbackHandler:
             elif names: ret = method(**self._pick(names))
             else: ret = method()
             if ret is not None: self._apply(cb, event, ret)
-        except CancelException: raise
         except Exception as e:
-            if not getattr(e, '_trainlib_noted', False):
-                add_note(e, f'Exception occurred in `{_cb_name(cb)}` when calling event `on_{event}`')
-                try: e._trainlib_noted = True
-                except AttributeError: pass
+            note_failure(e, cb, event)
             raise
 
     def _all_kwargs(self) -> dict:
@@ -373,9 +378,7 @@ class CallbackHandler:
 
     def begin_batch_begin(self, train: bool) -> None:
         "Reset the batch flags and note whether it trains; run the metrics' on_batch_begin in validation."
-        state = self.state_dict
-        state['train'] = train
-        state['stop_epoch'] = state['skip_step'] = state['skip_zero'] = state['skip_bwd'] = False
+        self.state_dict.update(train=train, stop_epoch=False, skip_step=False, skip_zero=False, skip_bwd=False)
         self._start('batch_begin', not train)
 
     def begin_loss_begin(self) -> None:
@@ -384,7 +387,8 @@ class CallbackHandler:
 
     def begin_backward_begin(self, raw_loss: torch.Tensor) -> None:
         "Smooth the raw loss (before any callback changes it); ``last_loss`` is already in the state."
-        self.smoothener.add_value(raw_loss.detach().float())
+        raw = raw_loss.detach()
+        self.smoothener.add_value(raw if raw.dtype is _F32 else raw.float())   # .float() of a float32 tensor is itself
         self.state_dict['smooth_loss'] = self.smoothener.smooth
         self._start('backward_begin', False)
 
@@ -402,11 +406,9 @@ class CallbackHandler:
 
     def end_batch_end(self) -> bool:
         "After on_batch_end: count a training batch; returns ``stop_epoch``."
-        state = self.state_dict
-        if state['train']:
-            state['iteration'] += 1
-            state['num_batch'] += 1
-        return state['stop_epoch']
+        reads = self._reads
+        if reads['train']: self.state_dict.update(iteration=reads['iteration'] + 1, num_batch=reads['num_batch'] + 1)
+        return reads['stop_epoch']
 
     def begin_epoch_end(self, val_loss: Any) -> None:
         "Start ``last_metrics`` with ``val_loss``; run the metrics' on_epoch_end when there is one."
