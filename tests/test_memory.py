@@ -101,6 +101,26 @@ def test_rss_after_20_epochs_is_within_5_percent_of_rss_after_2_and_no_tensor_is
     assert len(learn.recorder.losses) == 160
 
 
+def test_the_v1_learner_keeps_rss_flat_over_20_epochs():
+    # the v1 Recorder keeps every batch's smoothed loss too (SmoothenValue writes them into shared buffers)
+    from trainlib.v1 import Callback as V1Callback, DataBunch, Learner as V1Learner
+    torch.manual_seed(0)
+    x, y = torch.randn(8 * 256, 256), torch.randint(0, 10, (8 * 256,))
+    data = DataBunch.create(TensorDataset(x, y), TensorDataset(x[:256], y[:256]), bs=256, device='cpu')
+    model = nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+    epochs = []
+
+    class Probe(V1Callback):
+        def on_epoch_end(self, epoch, **kwargs):
+            if epoch in (1, 19): epochs.append(rss_mib())
+
+    learn = V1Learner(data, model, loss_func=nn.CrossEntropyLoss(), silent=True)
+    learn.fit(20, 0.01, callbacks=[Probe()])
+    growth = epochs[1] - epochs[0]
+    assert growth < 8 and growth < 0.05 * epochs[0], epochs
+    assert len(learn.recorder.losses) == 160
+
+
 def test_get_preds_over_many_batches_returns_every_item_in_order():
     torch.manual_seed(0)
     x, y = torch.randn(70 * 3 + 2, 5), torch.randint(0, 3, (70 * 3 + 2,))

@@ -52,3 +52,15 @@ def test_changed_beta_vectors_doubles_and_floats_follow_the_same_expression():
     sf = SmoothenValue(0.9)
     for v in (0.3, 0.7, 1.1): sf.add_value(v)
     assert sf.smooth == fastai_smooth([0.3, 0.7, 1.1], 0.9)[-1]
+
+
+def test_kept_values_stay_what_they_were_across_buffers():
+    # the v1 Recorder keeps every `smooth`: writing the next ones (into shared buffers) must not change them
+    g = torch.Generator().manual_seed(2)
+    values = list(torch.randn(2 * SmoothenValue.chunk + 9, generator=g).unbind())
+    sv, kept = SmoothenValue(0.98), []
+    for v in values:
+        sv.add_value(v)
+        kept.append(sv.smooth)
+    assert [bits(k) for k in kept] == [bits(w) for w in fastai_smooth(values, 0.98)]
+    assert len({k.data_ptr() for k in kept}) == len(kept)

@@ -169,11 +169,18 @@ def _never_names(code: CodeType, varkw: str) -> bool:
 
 
 class SmoothenValue:
-    "Debiased exponential moving average (``beta``) of the values added; ``smooth`` is the current value."
+    """Debiased exponential moving average (``beta``) of the values added; ``smooth`` is the current value.
+
+    A 0-d tensor ``smooth`` is written into the next slot of a buffer of :attr:`chunk` values made at
+    once: whoever keeps every batch's value (the v1 Recorder) keeps no small tensor per batch, which
+    would fragment the host allocator's heap between the large short-lived activations."""
+    chunk = 256
+
     def __init__(self, beta: float) -> None:
         self.beta, self.n, self.mov_avg = beta, 0, 0
         self.smooth = None
         self._weights: tuple = (None,)
+        self._slots: Any = iter(())
 
     def add_value(self, val: Any) -> None:
         "Take in ``val`` (a tensor stays on its device: no host sync)."
@@ -186,7 +193,17 @@ class SmoothenValue:
             avg = avg * w[1] + val * w[2]
         else: avg = beta * avg + (1 - beta) * val
         self.mov_avg = avg
-        self.smooth = avg / (1 - beta ** self.n)
+        denom = 1 - beta ** self.n
+        self.smooth = torch.div(avg, denom, out=self._slot(avg)) if isinstance(avg, torch.Tensor) and not avg.dim() \
+            else avg / denom
+
+    def _slot(self, like: torch.Tensor) -> torch.Tensor:
+        "The next 0-d slot (of ``like``'s dtype and device) of the current buffer, or of a new one."
+        slot = next(self._slots, None)
+        if slot is None or slot.device != like.device or slot.dtype != like.dtype:
+            self._slots = iter(torch.empty(self.chunk, dtype=like.dtype, device=like.device).unbind())
+            slot = next(self._slots)
+        return slot
 
 
 _F32 = torch.float32
