@@ -62,10 +62,20 @@ class RawLosses(Callback):
         if self.training: self.raw.append(self.loss.detach().clone())
 
 
-def test_losses_spread_over_device_buffers_are_the_debiased_moving_average_bit_for_bit(monkeypatch):
+class ReadSometimes(Callback):
+    "Reads learn.smooth_loss after some batches (what a progress bar does), keeping what it read."
+    order = 60
+    def before_fit(self) -> None: self.seen = {}
+    def after_batch(self) -> None:
+        if self.training and self.train_iter in (2, 3, 9): self.seen[self.train_iter] = self.smooth_loss.clone()
+
+
+@pytest.mark.parametrize('pending_max', [32, 2, 1])
+def test_losses_spread_over_device_buffers_are_the_debiased_moving_average_bit_for_bit(monkeypatch, pending_max):
     monkeypatch.setattr(AvgSmoothLoss, 'chunk', 4)       # 5 epochs of 3 batches: 15 values in 4 buffers
-    probe = RawLosses()
-    learn = fitted(epochs=5, cbs=probe)
+    monkeypatch.setattr(AvgSmoothLoss, 'pending_max', pending_max)   # smoothed in runs of 2, or each batch
+    probe, reader = RawLosses(), ReadSometimes()
+    learn = fitted(epochs=5, cbs=[probe, reader])
     val, expected = torch.tensor(0.), []
     for i, loss in enumerate(probe.raw, 1):
         val = torch.lerp(loss, val, 0.98)
@@ -74,6 +84,7 @@ def test_losses_spread_over_device_buffers_are_the_debiased_moving_average_bit_f
     assert len(losses) == 15 and all(l.dim() == 0 and torch.equal(l, e) for l, e in zip(losses, expected))
     assert learn.smooth_loss is losses[-1] and torch.equal(torch.stack(losses), torch.stack(expected))
     assert json.loads(learn.recorder.to_json())['losses'] == [e.item() for e in expected]
+    assert all(torch.equal(v, expected[n - 1]) for n, v in reader.seen.items()) and len(reader.seen) == 3
 
 
 def test_final_record_is_the_last_row():

@@ -70,50 +70,78 @@ class AvgLoss(Metric):
 
 
 class _LazyDiv:
-    "``torch.div(buf[i], denom)``, computed the first time it is called, then kept (``buf`` is then let go)."
-    __slots__ = ('buf', 'i', 'denom', 'result')
+    "Smoothed value ``k`` of a run of :class:`AvgSmoothLoss` divided by ``denom``: computed when first called, then kept."
+    __slots__ = ('owner', 'bufs', 'k', 'denom', 'result')
 
-    def __init__(self, buf: torch.Tensor, i: int, denom: float) -> None:
-        self.buf, self.i, self.denom, self.result = buf, i, denom, None
+    def __init__(self, owner: 'AvgSmoothLoss', k: int, denom: float) -> None:
+        self.owner, self.bufs, self.k, self.denom, self.result = owner, owner._bufs, k, denom, None
 
     def __call__(self) -> torch.Tensor:
-        if self.result is None: self.result, self.buf = torch.div(self.buf[self.i], self.denom), None
+        if self.result is None:
+            if self.owner._bufs is self.bufs: self.owner.flush()     # still this run: smooth what is pending
+            self.result = torch.div(_slot_of(self.bufs, self.k, self.owner.val), self.denom)
+            self.owner = self.bufs = None
         return self.result
+
+
+def _slot_of(bufs: list, k: int, before: torch.Tensor) -> torch.Tensor:
+    "Value ``k`` in ``bufs`` (``(first k, buffer)`` pairs); ``before`` when ``k`` is -1 (no batch yet)."
+    for first, buf in reversed(bufs):
+        if first <= k: return buf[k - first]
+    return before
 
 
 class AvgSmoothLoss(Metric):
     """The debiased exponential moving average of the loss (``beta=0.98``), kept as a device tensor.
 
-    Each batch's average is written in place into the next slot of a device buffer of ``chunk``
-    values (one allocation every ``chunk`` batches), and ``lazy_value`` points at that slot: whoever
-    keeps the values of every batch (the Recorder) keeps no small tensor per batch, which would
-    fragment the host allocator's heap between the large short-lived activations."""
-    chunk = 256
+    ``accumulate`` only notes the batch's loss; the moving average is computed (the same ``lerp``
+    per batch, in order, bit for bit) when a value is read or :attr:`pending_max` losses are noted:
+    a run of small tensor ops in a row costs a fraction of one op between the model's, whose
+    kernels and caches it would push out. Each value is written into the next slot of a device
+    buffer of :attr:`chunk` values: whoever keeps every batch's value (the Recorder) keeps no small
+    tensor per batch, which would fragment the host allocator's heap between the large short-lived
+    activations. (A callback that changes ``learn.loss`` in place after the Recorder, in the same
+    ``after_batch``, changes the smoothed value too.)"""
+    chunk, pending_max = 256, 32
 
     def __init__(self, beta: float = 0.98) -> None:
         self.beta = beta
+        self._pending: list = []
         self.reset()
     def reset(self) -> None:
+        if self._pending: self.flush()          # the last run's values stay readable
         self.count, self.val, self._slots = 0, torch.tensor(0.), iter(())
-        self._buf, self._first = self.val.reshape(1), -1       # lazy_value before any batch: 0 / 0, as ``value``
+        self._bufs: list = []                   # (index of the first value, buffer), in order
+        self._pending = []
     def accumulate(self, learn: Any) -> None:
         self.count += 1
-        loss = learn.loss.detach()             # detached first: no autograd node for the mean
-        if loss.dim(): loss = loss.mean()      # a 0-d loss is its own mean: one op less per batch
-        out = next(self._slots, None)
-        if out is None or out.device != loss.device: out = self._new_chunk(loss.device)
-        self.val = torch.lerp(loss, self.val, self.beta, out=out)
-    def _new_chunk(self, device: torch.device) -> torch.Tensor:
-        "Start a buffer for the next ``chunk`` values on ``device``; return its first slot."
-        self._buf, self._first = torch.empty(self.chunk, dtype=self.val.dtype, device=device), self.count - 1
-        self._slots = iter(self._buf.unbind())                # the views live until the buffer is full
+        pending = self._pending
+        pending.append(learn.loss.detach())     # no graph kept (a cancelled backward leaves one whole)
+        if len(pending) >= self.pending_max: self.flush()
+    def flush(self) -> None:
+        "Smooth the noted losses, in order."
+        k = self.count - len(self._pending)
+        for loss in self._pending:
+            if loss.dim(): loss = loss.mean()   # a 0-d loss is its own mean
+            out = next(self._slots, None)
+            if out is None or out.device != loss.device: out = self._new_chunk(loss.device, k)
+            self.val = torch.lerp(loss, self.val, self.beta, out=out)
+            k += 1
+        self._pending.clear()
+    def _new_chunk(self, device: torch.device, k: int) -> torch.Tensor:
+        "Start a buffer for the values from ``k`` on, on ``device``; return its first slot."
+        buf = torch.empty(self.chunk, dtype=self.val.dtype, device=device)
+        self._bufs.append((k, buf))
+        self._slots = iter(buf.unbind())        # the views live until the buffer is full
         if self.val.device != device: self.val = self.val.to(device)
         return next(self._slots)
     def lazy_value(self) -> Callable[[], torch.Tensor]:
         "A function giving the current ``value`` when first called: no tensor op until someone needs it."
-        return _LazyDiv(self._buf, self.count - 1 - self._first, 1 - self.beta ** self.count)
+        return _LazyDiv(self, self.count - 1, 1 - self.beta ** self.count)
     @property
-    def value(self) -> torch.Tensor: return torch.div(self.val, 1 - self.beta ** self.count)
+    def value(self) -> torch.Tensor:
+        self.flush()
+        return torch.div(self.val, 1 - self.beta ** self.count)
     @property
     def name(self) -> str: return 'smooth_loss'
 
