@@ -1,6 +1,6 @@
 """How much a training loop costs on top of a raw PyTorch loop: µs per training batch, and the ratio.
 
-Run by hand (about 5 minutes; ``--rounds 5`` for a quicker, noisier look)::
+Run by hand (about 6 minutes with the peers; ``--rounds 5`` for a quicker, noisier look)::
 
     /work/main/.venv/bin/python benchmarks/loop_overhead.py \\
         --peer-python /tmp/trainlib-oracle/fa2/bin/python --peer-python /tmp/peer-venv/bin/python
@@ -28,17 +28,20 @@ What is timed, and how
   default callbacks are all there, the bar is not drawn, as in a CI log); with the ``accuracy``
   metric computed on the training batches (``recorder.train_metrics = True``: metrics on the
   validation set only would be outside the span); with 10 no-op callbacks implementing every event
-  (bar off). The per-extra-callback cost is ``(10 no-op row - bar off row) / 10``, paired by round.
+  (bar off).
   Rows for ``trainlib.v1`` are skipped with a note while ``trainlib.v1`` lacks what they need.
 * Each row keeps its own model (same initial weights) and optimizer for the whole run. After one
-  warm-up epoch per row, the rows run one epoch each in turn for ``--rounds`` rounds (the order
-  rotates by one every round), ``gc.collect()`` before each epoch, outside the span. Figures are
-  medians over rounds; a ratio is the median of the per-round ratios to the raw loop of the same
-  round in the same process. A row's figure in a round is the fastest of ``--repeats`` epochs run
-  back to back: on a shared virtual machine the time the hypervisor takes away from this CPU is still
-  counted as this thread's CPU time, and it only ever adds, in bursts (the raw loop was seen at 250
-  and at 480 µs a batch in the same hour); the fastest of a few epochs filters those bursts, and the
-  median over rounds and the pairing with the raw loop do the rest.
+  warm-up epoch per row, ``--rounds`` rounds: in each, every row (in an order that rotates by one
+  every round) runs right after a run of the raw loop of its own, ``gc.collect()`` before each
+  epoch, outside the span. A run is the fastest of ``--repeats`` epochs back to back. Figures are
+  medians over rounds; a row's ratio is the median over rounds of its time over the raw run just
+  before it; the per-extra-callback cost is the median over rounds of the difference between the
+  two rows' overheads over their own raw runs, / 10. Why: on a shared virtual machine the time the
+  hypervisor takes away from this CPU still counts as this thread's CPU time, and it only ever adds,
+  in bursts (the raw loop was seen at 250 and at 480 µs a batch within the hour): the fastest of a
+  few epochs filters bursts, pairing each row with an adjacent raw run cancels slower drifts.
+  Even so the spread stays wide on such a machine (the script prints the IQR);
+  ``benchmarks/instructions_per_batch.py`` gives noise-free instruction counts.
 * Peers (never dependencies): fastai 2 and Lightning run the same workloads in a subprocess of an
   interpreter that has them (``--peer-python``, repeatable; this interpreter is tried too), each
   with its own raw loop in that process as its reference. fastai: ``OptimWrapper`` over torch's SGD,
@@ -345,7 +348,10 @@ PEERS = {'fastai': ('fastai', fastai_rows), 'lightning': ('lightning', lightning
 
 # ====================================================================== measuring
 def measure(rows: list, sizes: list[str], rounds: int, repeats: int = 3) -> dict:
-    """``{size: {'times': {label: [µs per round]}, 'skipped': {label: why}}}``; the first row is the reference."""
+    """``{size: {'times': {label: [µs per round]}, 'raw': {label: [µs of its raw run]}, 'skipped': {label: why}}}``.
+
+    The first row is the raw loop: in each round every other row runs right after a raw run of its own
+    (``raw[label]``), the pair being its ratio for that round."""
     torch.set_num_threads(1)
     out = {}
     for size in sizes:
@@ -358,26 +364,32 @@ def measure(rows: list, sizes: list[str], rounds: int, repeats: int = 3) -> dict
         for label in labels: _epoch(runners[label])                  # warm-up
         gc.collect()
         gc.freeze()                                                   # later collections skip the set-up
+        ref, others = labels[0], labels[1:]
         times: dict = {label: [] for label in labels}
+        raw: dict = {label: [] for label in others}
         for r in range(rounds):
-            for k in range(len(labels)):
-                label = labels[(k + r) % len(labels)]
+            for k in range(len(others)):
+                label = others[(k + r) % len(others)]
+                raw[label].append(_epoch(runners[ref], repeats))
                 times[label].append(_epoch(runners[label], repeats))
-        out[size] = {'times': times, 'skipped': skipped}
+        times[ref] = [t for label in others for t in raw[label]]
+        out[size] = {'times': times, 'raw': raw, 'skipped': skipped}
     return out
 
 
-def summarise(times: dict, noop_label: str | None, base_label: str | None) -> dict:
-    "Medians, paired ratios to the first row, and the per-extra-callback cost."
-    ref_label = next(iter(times))
-    ref = times[ref_label]
+def summarise(result: dict, noop_label: str | None, base_label: str | None) -> dict:
+    "Medians, ratios to the raw run paired with each round, and the per-extra-callback cost."
+    times, raw = result['times'], result.get('raw', {})
     res = {}
     for label, ts in times.items():
-        ratios = sorted(t / r for t, r in zip(ts, ref))
+        refs = raw.get(label)
+        ratios = sorted(t / r for t, r in zip(ts, refs)) if refs else [1.0] * len(ts)
         q1, q3 = (statistics.quantiles(ratios, n=4)[::2] if len(ratios) > 1 else (ratios[0], ratios[0]))
         res[label] = {'us': statistics.median(ts), 'ratio': statistics.median(ratios), 'q1': q1, 'q3': q3}
-    if noop_label in times and base_label in times:
-        diffs = [(a - b) / N_NOOP for a, b in zip(times[noop_label], times[base_label])]
+    if noop_label in raw and base_label in raw:
+        # each row's overhead over its own raw run, then the difference between the two rows, per round
+        diffs = [((a - ra) - (b - rb)) / N_NOOP for a, ra, b, rb in
+                 zip(times[noop_label], raw[noop_label], times[base_label], raw[base_label])]
         res['_per_cb'] = statistics.median(diffs)
     return res
 
@@ -421,7 +433,7 @@ def _cells(m: dict | None) -> str:
 def print_table(title: str, result: dict, sizes: list[str], noop_label: str, base_label: str) -> None:
     "One table: a row per configuration, µs/batch and ratio to raw per size."
     print(f'\n{title}')
-    summaries = {s: summarise(result[s]['times'], noop_label, base_label) for s in sizes}
+    summaries = {s: summarise(result[s], noop_label, base_label) for s in sizes}
     labels = list(dict.fromkeys(l for s in sizes for l in result[s]['times']))
     head = f'{"":44}' + ''.join(f'{s + " µs/batch":>18}{"ratio":>8}{"(IQR)":>14}' for s in sizes)
     print(head)
@@ -436,18 +448,18 @@ def print_table(title: str, result: dict, sizes: list[str], noop_label: str, bas
 
 def print_targets(res: dict, sizes: list[str]) -> None:
     "Each target of the issue, its measured value, met or not."
-    print('\ntargets (ratios: medians of per-round ratios to the raw loop; per callback: median of paired differences / 10)')
+    print('\ntargets (ratios: medians over rounds of row / adjacent raw run; per callback: median of paired overhead differences / 10)')
     rows = []
     for s in sizes:
         rows.append((f'{s}: v2 default cbs, bar on', 'v2 default cbs, bar on', TARGETS[s]))
     if 'tiny' in sizes: rows.append(('tiny: v1 Learner + 10 v1 cbs', f'v1 + {N_NOOP} no-op v1 cbs', V1_TARGET))
     for title, label, target in rows:
-        m = summarise(res[title.split(':')[0]]['times'], None, None).get(label)
+        m = summarise(res[title.split(':')[0]], None, None).get(label)
         if m is None: print(f'  {title:40} skipped'); continue
         print(f'  {title:40} ratio {m["ratio"]:.3f} (IQR {m["q1"]:.2f}-{m["q3"]:.2f}), target <= {target:.2f}: '
               f'{"met" if m["ratio"] <= target else "NOT met"}')
     for s in sizes:
-        per_cb = summarise(res[s]['times'], f'v2 + {N_NOOP} no-op cbs, bar off', 'v2 default cbs, bar off').get('_per_cb')
+        per_cb = summarise(res[s], f'v2 + {N_NOOP} no-op cbs, bar off', 'v2 default cbs, bar off').get('_per_cb')
         if per_cb is None: continue
         note = '' if s == 'tiny' else ' (not resolvable: a batch here is thousands of µs and varies by more than 10 µs)'
         verdict = ('met' if per_cb <= PER_CB_TARGET else 'NOT met') if s == 'tiny' else 'see tiny'
@@ -476,7 +488,7 @@ def main(argv: list[str] | None = None) -> None:
     print('sizes: ' + '; '.join(f'{s}: dims {SIZES[s]["dims"]}, bs {SIZES[s]["bs"]}, {SIZES[s]["n_batches"]} batches/epoch'
                                 for s in sizes))
     res = measure(ROWS, sizes, args.rounds, args.repeats)
-    print_table('trainlib (ratio = median over rounds of row / raw loop of the same round)', res, sizes,
+    print_table('trainlib (ratio = median over rounds of row / the raw run just before it)', res, sizes,
                 f'v2 + {N_NOOP} no-op cbs, bar off', 'v2 default cbs, bar off')
     print_targets(res, sizes)
     if args.no_peers: return
