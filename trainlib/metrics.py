@@ -74,21 +74,38 @@ class _LazyDiv:
     __slots__ = ('owner', 'bufs', 'k', 'denom', 'result')
 
     def __init__(self, owner: 'AvgSmoothLoss', k: int, denom: float) -> None:
-        self.owner, self.bufs, self.k, self.denom, self.result = owner, owner._bufs, k, denom, None
+        self.owner, self.bufs, self.k, self.denom, self.result = owner, owner._slots, k, denom, None
 
     def __call__(self) -> torch.Tensor:
         if self.result is None:
-            if self.owner._bufs is self.bufs: self.owner.flush()     # still this run: smooth what is pending
-            self.result = torch.div(_slot_of(self.bufs, self.k, self.owner.val), self.denom)
+            if self.owner._slots is self.bufs: self.owner.flush()     # still this run: smooth what is pending
+            self.result = torch.div(self.bufs.get(self.k, self.owner.val), self.denom)
             self.owner = self.bufs = None
         return self.result
 
 
-def _slot_of(bufs: list, k: int, before: torch.Tensor) -> torch.Tensor:
-    "Value ``k`` in ``bufs`` (``(first k, buffer)`` pairs); ``before`` when ``k`` is -1 (no batch yet)."
-    for first, buf in reversed(bufs):
-        if first <= k: return buf[k - first]
-    return before
+class ValueSlots:
+    """0-d slots of device buffers of ``chunk`` values, each buffer made at once. Values kept one per
+    batch in these slots hold no small tensor each, which would fragment the host allocator's heap
+    between the large short-lived activations."""
+    def __init__(self, chunk: int = 256) -> None:
+        self.chunk, self.bufs, self._free = chunk, [], iter(())    # bufs: (index of its first value, buffer)
+
+    def take(self, k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        "The slot for value ``k``: the next free one, or the first of a new buffer (also for a new dtype or device)."
+        slot = next(self._free, None)
+        if slot is None or slot.device != device or slot.dtype != dtype:
+            buf = torch.empty(self.chunk, dtype=dtype, device=device)
+            self.bufs.append((k, buf))
+            self._free = iter(buf.unbind())     # the views, made at once, live until the buffer is full
+            slot = next(self._free)
+        return slot
+
+    def get(self, k: int, before: Any = None) -> Any:
+        "Value ``k`` (``before`` when ``k`` precedes every slot taken, e.g. -1: no value yet)."
+        for first, buf in reversed(self.bufs):
+            if first <= k: return buf[k - first]
+        return before
 
 
 class AvgSmoothLoss(Metric):
@@ -110,8 +127,7 @@ class AvgSmoothLoss(Metric):
         self.reset()
     def reset(self) -> None:
         if self._pending: self.flush()          # the last run's values stay readable
-        self.count, self.val, self._slots = 0, torch.tensor(0.), iter(())
-        self._bufs: list = []                   # (index of the first value, buffer), in order
+        self.count, self.val, self._slots = 0, torch.tensor(0.), ValueSlots(self.chunk)
         self._pending = []
     def accumulate(self, learn: Any) -> None:
         self.count += 1
@@ -123,18 +139,11 @@ class AvgSmoothLoss(Metric):
         k = self.count - len(self._pending)
         for loss in self._pending:
             if loss.dim(): loss = loss.mean()   # a 0-d loss is its own mean
-            out = next(self._slots, None)
-            if out is None or out.device != loss.device: out = self._new_chunk(loss.device, k)
+            if self.val.device != loss.device: self.val = self.val.to(loss.device)
+            out = self._slots.take(k, self.val.dtype, loss.device)
             self.val = torch.lerp(loss, self.val, self.beta, out=out)
             k += 1
         self._pending.clear()
-    def _new_chunk(self, device: torch.device, k: int) -> torch.Tensor:
-        "Start a buffer for the values from ``k`` on, on ``device``; return its first slot."
-        buf = torch.empty(self.chunk, dtype=self.val.dtype, device=device)
-        self._bufs.append((k, buf))
-        self._slots = iter(buf.unbind())        # the views live until the buffer is full
-        if self.val.device != device: self.val = self.val.to(device)
-        return next(self._slots)
     def lazy_value(self) -> Callable[[], torch.Tensor]:
         "A function giving the current ``value`` when first called: no tensor op until someone needs it."
         return _LazyDiv(self, self.count - 1, 1 - self.beta ** self.count)

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from ..events import CancelException
-from ..metrics import func_name
+from ..metrics import ValueSlots, func_name
 from ..schedule import annealing_cos, annealing_exp, annealing_linear, annealing_no, annealing_poly
 from ..utils import add_note, camel2snake
 from .core import first_el, is_listy, listify
@@ -180,7 +180,7 @@ class SmoothenValue:
         self.beta, self.n, self.mov_avg = beta, 0, 0
         self.smooth = None
         self._weights: tuple = (None,)
-        self._slots: Any = iter(())
+        self._slots = ValueSlots(self.chunk)
 
     def add_value(self, val: Any) -> None:
         "Take in ``val`` (a tensor stays on its device: no host sync)."
@@ -194,16 +194,9 @@ class SmoothenValue:
         else: avg = beta * avg + (1 - beta) * val
         self.mov_avg = avg
         denom = 1 - beta ** self.n
-        self.smooth = torch.div(avg, denom, out=self._slot(avg)) if isinstance(avg, torch.Tensor) and not avg.dim() \
-            else avg / denom
-
-    def _slot(self, like: torch.Tensor) -> torch.Tensor:
-        "The next 0-d slot (of ``like``'s dtype and device) of the current buffer, or of a new one."
-        slot = next(self._slots, None)
-        if slot is None or slot.device != like.device or slot.dtype != like.dtype:
-            self._slots = iter(torch.empty(self.chunk, dtype=like.dtype, device=like.device).unbind())
-            slot = next(self._slots)
-        return slot
+        if isinstance(avg, torch.Tensor) and not avg.dim():
+            self.smooth = torch.div(avg, denom, out=self._slots.take(self.n, avg.dtype, avg.device))
+        else: self.smooth = avg / denom
 
 
 _F32 = torch.float32
