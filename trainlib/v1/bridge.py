@@ -63,7 +63,7 @@ from ..events import (CancelBackwardException, CancelFitException, CancelStepExc
 from ..progress import format_row
 from ..recorder import Recorder as CoreRecorder
 from ..utils import camel2snake, listify, tuplify
-from .callback import (Callback, CallbackHandler, call_plan, is_v1_callback, note_failure, overridden_events,
+from .callback import (Callback, CallbackHandler, call_plan, is_v1_callback, overridden_events,
                        weighted_loss_mean)
 from .core import first_el
 from .torch_core import add_metrics
@@ -604,15 +604,7 @@ class V1Adapter(CoreCallback):
                     run.handler._call(cb, ev)
                     return
                 known[:] = func, func.__code__, call_plan(method)
-            handler, names = run.handler, known[2]
-            try:                          # handler._call's work without its frames and lookups
-                if names == (): ret = method()
-                elif names is None: ret = method(**handler._all_kwargs())
-                else: ret = method(**handler._pick(names))
-                if ret is not None: handler._apply(cb, ev, ret)
-            except Exception as e:
-                note_failure(e, cb, ev)
-                raise
+            run.handler._invoke(cb, ev, method, known[2])     # handler._call without its lookups
         return call
 
     def __repr__(self) -> str: return f'{type(self.cb).__name__}(v1)'

@@ -303,6 +303,14 @@ class CallbackHandler:
                     known = self._plans[func] = (func.__code__, call_plan(method))
                 names = known[1]
             else: names = call_plan(method)
+        except Exception as e:
+            note_failure(e, cb, event)
+            raise
+        self._invoke(cb, event, method, names)
+
+    def _invoke(self, cb: Any, event: str, method: Callable, names: tuple | None) -> None:
+        "Call ``method`` (``cb.on_<event>``) as its call plan ``names`` says; apply what it returns."
+        try:
             if names is None: ret = method(**self._all_kwargs())
             elif names: ret = method(**self._pick(names))
             else: ret = method()
