@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from trainlib import (CancelBackwardException, CancelBatchException, CancelStepException, Callback, OptimWrapper,
                       noop)
@@ -94,6 +95,61 @@ def test_zero_grad_goes_through_torch_with_foreach_and_under_the_profiler():
     with torch.profiler.profile() as prof: opt.zero_grad()
     assert any('zero_grad' in e.name for e in prof.events())
     assert ps[0].grad is None
+
+
+def _scopes_opened(monkeypatch) -> list:
+    "The names of the profiler scopes torch opens from now on (torch's step wrapper opens one per step)."
+    opened, real = [], torch.autograd.profiler.record_function
+    def counting(name, *args, **kwargs):
+        opened.append(name)
+        return real(name, *args, **kwargs)
+    monkeypatch.setattr(torch.autograd.profiler, 'record_function', counting)
+    return opened
+
+
+@pytest.mark.parametrize('opt_func', [torch.optim.SGD, torch.optim.Adam, partial(torch.optim.SGD, foreach=True)])
+def test_step_skips_torchs_profiler_scope_with_the_same_update(monkeypatch, opt_func):
+    opened = _scopes_opened(monkeypatch)
+    ours, theirs = (_params_with_grads()[:3] for _ in range(2))
+    for p, q in zip(ours, theirs): p.data.copy_(q)
+    OptimWrapper(ours, opt=opt_func, lr=0.1).step()
+    assert opened == []
+    opt_func(theirs, lr=0.1).step()
+    assert opened and 'Optimizer.step' in opened[0]           # the probe sees torch's own scope
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+
+
+def test_step_goes_through_torchs_wrapper_under_the_profiler():
+    ps = _params_with_grads()[:3]
+    opt = OptimWrapper(ps, opt=torch.optim.SGD, lr=0.1)
+    with torch.profiler.profile() as prof: opt.step()
+    assert any('Optimizer.step#SGD.step' in e.name for e in prof.events())
+
+
+def test_step_runs_the_optimizers_and_the_global_step_hooks():
+    ps = _params_with_grads()[:3]
+    opt = OptimWrapper(ps, opt=torch.optim.SGD, lr=0.1)
+    seen = []
+    pre = opt.opt.register_step_pre_hook(lambda o, args, kwargs: seen.append('pre'))
+    post = opt.opt.register_step_post_hook(lambda o, args, kwargs: seen.append('post'))
+    opt.step()
+    pre.remove(); post.remove()
+    glob = register_optimizer_step_post_hook(lambda o, args, kwargs: seen.append('global'))
+    try: opt.step()
+    finally: glob.remove()
+    opt.step()
+    assert seen == ['pre', 'post', 'global']
+
+
+def test_step_keeps_an_lr_scheduler_informed(recwarn):
+    # torch's LR schedulers patch ``opt.step`` to notice the step: a scheduler step after it must not warn.
+    ps = _params_with_grads()[:3]
+    opt = OptimWrapper(ps, opt=torch.optim.SGD, lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt.opt, step_size=1)
+    opt.step()
+    sched.step()
+    assert not [w for w in recwarn if 'lr_scheduler.step()' in str(w.message)]
+    assert opt.opt.param_groups[0]['lr'] == pytest.approx(0.01)
 
 
 class _Watch(Callback):

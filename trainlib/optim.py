@@ -37,6 +37,11 @@ where fastai 2 shows zeros. ``set_to_none=False`` zeroes in place; ``set_to_none
 with torch's semantics (a parameter without a gradient is not stepped; fastai 1 on torch 2, and
 the v1 face).
 
+**Profiler scopes.** torch wraps every ``Optimizer.step`` and ``zero_grad`` in a profiler scope that
+costs tens of µs per batch through Python even when no profiler runs. The wrapper calls the
+optimizer's own functions without it when no profiler runs and no step hook or patched ``step``
+(an LR scheduler's) would be skipped; under a profiler, torch's wrapped methods run as usual.
+
 A list of values whose length is not ``n_groups`` raises :class:`HyperLengthError`, a ``ValueError``
 that is also an ``AssertionError`` (what fastai 1 and 2 raised), with fastai 1's words first.
 """
@@ -50,6 +55,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.optim import optimizer as _torch_optimizer
 
 from .optimizers import LambOptimizer, LookaheadOptimizer, QHAdamOptimizer, RAdamOptimizer, RMSPropOptimizer
 from .utils import is_listy, slice_values
@@ -133,6 +139,25 @@ def _zero_grads(param_groups: list[dict], set_to_none: bool, kept: dict | None =
             if grad.grad_fn is not None: grad.detach_()
             elif grad.requires_grad: grad.requires_grad_(False)
             grad.zero_()
+
+
+_GLOBAL_STEP_HOOKS = tuple(getattr(_torch_optimizer, n, None)
+                           for n in ('_global_optimizer_pre_hooks', '_global_optimizer_post_hooks'))
+
+
+def _unscoped_step(opt: torch.optim.Optimizer) -> Callable | None:
+    """``opt``'s own step function without the wrapper torch puts around every ``Optimizer.step``, when
+    that wrapper would do nothing but open its profiler scope (about 25 µs a batch on a small model):
+    no profiler runs, no step hook is registered (globally or on ``opt``), no one patched ``opt.step``
+    (as torch's LR schedulers do). None when any of these holds or the wrapper is not torch's."""
+    wrapped = getattr(type(opt).step, '__wrapped__', None)
+    if wrapped is None or not getattr(type(opt).step, 'hooked', False) or 'step' in opt.__dict__ \
+            or None in _GLOBAL_STEP_HOOKS or any(_GLOBAL_STEP_HOOKS) \
+            or getattr(opt, '_optimizer_step_pre_hooks', True) or getattr(opt, '_optimizer_step_post_hooks', True) \
+            or type(opt)._optimizer_step_code is not torch.optim.Optimizer._optimizer_step_code \
+            or torch.autograd._profiler_enabled():
+        return None
+    return wrapped
 
 
 def _note_grads(param_groups: list[dict], kept: dict) -> None:
@@ -477,7 +502,9 @@ class OptimWrapper:
         prepare = getattr(opt, 'prepare_step', None)   # e.g. Lookahead's first copy of the weights
         if prepare is not None: prepare()
         if self._decouple_wd is not None: self._apply_wd()
-        return opt.step(closure) if closure is not None else opt.step()
+        if closure is not None: return opt.step(closure)
+        step = _unscoped_step(opt)
+        return opt.step() if step is None else step(opt)
 
     def zero_grad(self, set_to_none: bool | None = None) -> None:
         """Clear the gradients. ``set_to_none`` (default: the wrapper's): None drops them but steps as
