@@ -263,15 +263,25 @@ def _overrides_call(cb: Any) -> bool:
     return type(cb).__call__ is not Callback.__call__ and callable(getattr(type(cb), '__call__', None))
 
 
-def build_dispatch(cbs: Iterable) -> tuple[dict, dict]:
+class DispatchTable(dict):
+    """``event -> [bound methods]``. ``stale`` is set once the callbacks have changed and a new table
+    replaced this one: an event still running through this one then checks each listener is still there."""
+    __slots__ = ('stale',)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.stale = False
+
+
+def build_dispatch(cbs: Iterable) -> tuple[DispatchTable, DispatchTable]:
     """Two tables ``event -> [bound methods]``: one for training, one for validation.
 
     Each holds, in dispatch order, only the callbacks that listen to the event in that phase
     (``run``, ``run_train``, ``run_valid`` applied). A callback that overrides ``__call__`` gets
     every event through it, as in fastai."""
     ordered = sort_callbacks(list(cbs))
-    train: dict = {e: [] for e in EVENTS}
-    valid: dict = {e: [] for e in EVENTS}
+    train = DispatchTable({e: [] for e in EVENTS})
+    valid = DispatchTable({e: [] for e in EVENTS})
     for cb in ordered:
         if _overrides_call(cb):
             for e in EVENTS:

@@ -97,7 +97,7 @@ class Learner:
         self._batch_device = None
         self._running = 0           # > 0 while a fit (or a validate/get_preds with fit events) is running
         self.cbs: list = []
-        self._dispatch_gen = 0
+        self._train_cbs = self._valid_cbs = None
         self._callbacks_changed()
         self.metrics = metrics
         if default_cbs: self.add_cbs(defaults.callbacks or [])
@@ -238,10 +238,11 @@ class Learner:
 
     def _callbacks_changed(self) -> None:
         "Rebuild the dispatch tables (called whenever the set of callbacks or their flags change)."
+        for old in (self._train_cbs, self._valid_cbs):
+            if old is not None: old.stale = True         # an event running through it checks each listener
         self._train_cbs, self._valid_cbs = build_dispatch(self.cbs)
         self._quiet_train, self._quiet_valid = (frozenset(lv for lv, evs in _LEVELS.items() if not any(map(t.get, evs)))
                                                 for t in (self._train_cbs, self._valid_cbs))
-        self._dispatch_gen += 1
 
     def _still_listens(self, method: Any, event: str) -> bool:
         "After the tables changed in the middle of ``event``: is ``method``'s callback still in its dispatch?"
@@ -277,13 +278,13 @@ class Learner:
         else: self._fire(event_name)
 
     def _fire(self, event: str) -> None:
-        methods = (self._train_cbs if self.training else self._valid_cbs)[event]
+        table = self._train_cbs if self.training else self._valid_cbs
+        methods = table[event]
         if not methods: return
-        gen = self._dispatch_gen
         try:
             for m in methods:
-                # A callback switched off (run=False) by an earlier one in this same event is skipped.
-                if self._dispatch_gen != gen and not self._still_listens(m, event): continue
+                # A callback switched off (run=False) or removed by an earlier one in this same event is skipped.
+                if table.stale and not self._still_listens(m, event): continue
                 m()
         except CancelException: raise
         except BaseException as e:
@@ -292,9 +293,9 @@ class Learner:
 
     def _fire_all(self, event: str) -> None:
         "Fire ``event`` to every listener even if some fail (cleanup events); then raise the first failure."
-        first, gen = None, self._dispatch_gen
-        for m in list((self._train_cbs if self.training else self._valid_cbs)[event]):
-            if self._dispatch_gen != gen and not self._still_listens(m, event): continue
+        first, table = None, self._train_cbs if self.training else self._valid_cbs
+        for m in list(table[event]):
+            if table.stale and not self._still_listens(m, event): continue
             try: m()
             except BaseException as e:
                 if not isinstance(e, CancelException): _annotate(e, m, event)
@@ -311,11 +312,11 @@ class Learner:
         before, after_cancel, after = _LEVELS[level]
         if level in (self._quiet_train if self.training else self._quiet_valid):
             # Nobody listens to this level's events: run f alone (what the branch below does then).
-            gen = self._dispatch_gen
+            table = self._train_cbs if self.training else self._valid_cbs
             try: f()
             except ex:
-                if self._dispatch_gen != gen: self._fire(after_cancel)
-            if self._dispatch_gen != gen: self._fire(after)     # f added a listener: it hears the end
+                if table.stale: self._fire(after_cancel)
+            if table.stale: self._fire(after)     # f added a listener: it hears the end
             return
         try:
             self._fire(before)
@@ -696,6 +697,7 @@ class Learner:
         self._lazy = {}
         self.lock = threading.RLock()
         self.exception, self._running = None, 0
+        self._train_cbs = self._valid_cbs = None
         for cb in self.cbs: object.__setattr__(cb, 'learn', self)
         self._callbacks_changed()
 
