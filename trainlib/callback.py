@@ -265,12 +265,13 @@ def _overrides_call(cb: Any) -> bool:
 
 class DispatchTable(dict):
     """``event -> [bound methods]``. ``stale`` is set once the callbacks have changed and a new table
-    replaced this one: an event still running through this one then checks each listener is still there."""
-    __slots__ = ('stale',)
+    replaced this one: an event still running through this one then checks each listener is still there.
+    ``quiet``: the loop levels (``'batch'``, ``'step'``...) none of whose events has a listener (the Learner sets it)."""
+    __slots__ = ('stale', 'quiet')
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.stale = False
+        self.stale, self.quiet = False, frozenset()
 
 
 def build_dispatch(cbs: Iterable) -> tuple[DispatchTable, DispatchTable]:

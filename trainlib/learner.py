@@ -241,8 +241,8 @@ class Learner:
         for old in (self._train_cbs, self._valid_cbs):
             if old is not None: old.stale = True         # an event running through it checks each listener
         self._train_cbs, self._valid_cbs = build_dispatch(self.cbs)
-        self._quiet_train, self._quiet_valid = (frozenset(lv for lv, evs in _LEVELS.items() if not any(map(t.get, evs)))
-                                                for t in (self._train_cbs, self._valid_cbs))
+        for table in (self._train_cbs, self._valid_cbs):
+            table.quiet = frozenset(lv for lv, evs in _LEVELS.items() if not any(map(table.get, evs)))
 
     def _still_listens(self, method: Any, event: str) -> bool:
         "After the tables changed in the middle of ``event``: is ``method``'s callback still in its dispatch?"
@@ -310,9 +310,9 @@ class Learner:
     def _with_events(self, f: Callable, level: str, ex: type) -> None:
         "Run ``f`` between ``before_<level>`` and ``after_<level>``; ``after_cancel_<level>`` when it raises ``ex``."
         before, after_cancel, after = _LEVELS[level]
-        if level in (self._quiet_train if self.training else self._quiet_valid):
+        table = self._train_cbs if self.training else self._valid_cbs
+        if level in table.quiet:
             # Nobody listens to this level's events: run f alone (what the branch below does then).
-            table = self._train_cbs if self.training else self._valid_cbs
             try: f()
             except ex:
                 if table.stale: self._fire(after_cancel)
