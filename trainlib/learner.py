@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
-from .callback import (Callback, CallbackError, _cb_label, build_dispatch, event_method, sort_callbacks, unwrap_callback,
+from .callback import (Callback, CallbackError, DispatchTable, _cb_label, build_dispatch, event_method, sort_callbacks, unwrap_callback,
                        validate_callback)
 from .callbacks.core import CastToTensor, SkipToEpoch, TrainEvalCallback
 from .callbacks.fp16 import MixedPrecision
@@ -277,8 +277,9 @@ class Learner:
         if event_name == 'after_fit': self._fire_all('after_fit')
         else: self._fire(event_name)
 
-    def _fire(self, event: str) -> None:
-        table = self._train_cbs if self.training else self._valid_cbs
+    def _fire(self, event: str, table: DispatchTable | None = None) -> None:
+        "Run ``event``'s listeners, from ``table`` (default: the current phase's table)."
+        if table is None: table = self._train_cbs if self.training else self._valid_cbs
         methods = table[event]
         if not methods: return
         try:
@@ -319,7 +320,7 @@ class Learner:
             if table.stale: self._fire(after)     # f added a listener: it hears the end
             return
         try:
-            self._fire(before)
+            self._fire(before, table)
             f()
         except ex:
             self._fire(after_cancel)
@@ -424,18 +425,18 @@ class Learner:
             self.loss_grad = self.loss_func(self.pred, *self.yb)
             # learn.loss is a copy when a callback could change it before backward; else the same tensor.
             self.loss = self.loss_grad.clone() if cbs['after_loss'] or cbs['before_backward'] else self.loss_grad
-        if cbs['after_loss']: self._after_loss()
+        if cbs['after_loss']: self._after_loss(cbs)
         if not self.training or not len(self.yb): return
         self._with_events(self._backward, 'backward', CancelBackwardException)
         self._with_events(self._step, 'step', CancelStepException)
         if self.skip_zero_grad: self.skip_zero_grad = False
         else: self.opt.zero_grad()
 
-    def _after_loss(self) -> None:
+    def _after_loss(self, table: DispatchTable) -> None:
         "Fire after_loss (called only when someone listens), noticing a change of ``learn.loss``."
         loss, loss_grad = self.loss, self.loss_grad
         version = loss._version if isinstance(loss, torch.Tensor) else None
-        self._fire('after_loss')
+        self._fire('after_loss', table)
         if self.loss is not loss or (version is not None and loss._version != version):
             self._loss_changed(loss_grad)
 
