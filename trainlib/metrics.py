@@ -6,6 +6,7 @@ per batch. ``value`` is read once per epoch by the Recorder.
 from __future__ import annotations
 
 from functools import partial
+from itertools import islice
 from typing import Any, Callable
 
 import torch
@@ -89,17 +90,22 @@ class ValueSlots:
     batch in these slots hold no small tensor each, which would fragment the host allocator's heap
     between the large short-lived activations."""
     def __init__(self, chunk: int = 256) -> None:
-        self.chunk, self.bufs, self._free = chunk, [], iter(())    # bufs: (index of its first value, buffer)
+        self.chunk, self.bufs, self._free, self._kind = chunk, [], iter(()), None   # bufs: (index of its first value, buffer)
 
     def take(self, k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         "The slot for value ``k``: the next free one, or the first of a new buffer (also for a new dtype or device)."
-        slot = next(self._free, None)
-        if slot is None or slot.device != device or slot.dtype != dtype:
+        return self.take_run(k, 1, dtype, device)[0]
+
+    def take_run(self, k: int, n: int, dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
+        "The slots for values ``k .. k+n-1`` (see :meth:`take`)."
+        if self.bufs and (self._kind != (dtype, device)): self._free = iter(())
+        slots = list(islice(self._free, n))
+        while len(slots) < n:
             buf = torch.empty(self.chunk, dtype=dtype, device=device)
-            self.bufs.append((k, buf))
-            self._free = iter(buf.unbind())     # the views, made at once, live until the buffer is full
-            slot = next(self._free)
-        return slot
+            self.bufs.append((k + len(slots), buf))
+            self._free, self._kind = iter(buf.unbind()), (dtype, device)   # views made at once, kept until used
+            slots += islice(self._free, n - len(slots))
+        return slots
 
     def get(self, k: int, before: Any = None) -> Any:
         "Value ``k`` (``before`` when ``k`` precedes every slot taken, e.g. -1: no value yet)."
@@ -135,15 +141,15 @@ class AvgSmoothLoss(Metric):
         pending.append(learn.loss.detach())     # no graph kept (a cancelled backward leaves one whole)
         if len(pending) >= self.pending_max: self.flush()
     def flush(self) -> None:
-        "Smooth the noted losses, in order."
-        k = self.count - len(self._pending)
-        for loss in self._pending:
-            if loss.dim(): loss = loss.mean()   # a 0-d loss is its own mean
-            if self.val.device != loss.device: self.val = self.val.to(loss.device)
-            out = self._slots.take(k, self.val.dtype, loss.device)
-            self.val = torch.lerp(loss, self.val, self.beta, out=out)
-            k += 1
-        self._pending.clear()
+        "Smooth the noted losses, in order (all noted on one device: a phase's)."
+        pending = self._pending
+        if not pending: return
+        val, beta, device = self.val, self.beta, pending[0].device
+        if val.device != device: val = val.to(device)
+        for loss, out in zip(pending, self._slots.take_run(self.count - len(pending), len(pending), val.dtype, device)):
+            val = torch.lerp(loss.mean() if loss.dim() else loss, val, beta, out=out)   # a 0-d loss is its own mean
+        self.val = val
+        pending.clear()
     def lazy_value(self) -> Callable[[], torch.Tensor]:
         "A function giving the current ``value`` when first called: no tensor op until someone needs it."
         return _LazyDiv(self, self.count - 1, 1 - self.beta ** self.count)
