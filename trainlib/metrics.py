@@ -6,7 +6,6 @@ per batch. ``value`` is read once per epoch by the Recorder.
 from __future__ import annotations
 
 from functools import partial
-from itertools import islice
 from typing import Any, Callable
 
 import torch
@@ -90,22 +89,30 @@ class ValueSlots:
     batch in these slots hold no small tensor each, which would fragment the host allocator's heap
     between the large short-lived activations."""
     def __init__(self, chunk: int = 256) -> None:
-        self.chunk, self.bufs, self._free, self._kind = chunk, [], iter(()), None   # bufs: (index of its first value, buffer)
+        self.chunk, self.bufs, self._free = chunk, [], iter(())    # bufs: (index of its first value, buffer)
 
     def take(self, k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         "The slot for value ``k``: the next free one, or the first of a new buffer (also for a new dtype or device)."
-        return self.take_run(k, 1, dtype, device)[0]
-
-    def take_run(self, k: int, n: int, dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
-        "The slots for values ``k .. k+n-1`` (see :meth:`take`)."
-        if self.bufs and (self._kind != (dtype, device)): self._free = iter(())
-        slots = list(islice(self._free, n))
-        while len(slots) < n:
+        slot = next(self._free, None)
+        if slot is None or slot.device != device or slot.dtype != dtype:
             buf = torch.empty(self.chunk, dtype=dtype, device=device)
-            self.bufs.append((k + len(slots), buf))
-            self._free, self._kind = iter(buf.unbind()), (dtype, device)   # views made at once, kept until used
-            slots += islice(self._free, n - len(slots))
-        return slots
+            self.bufs.append((k, buf))
+            self._free = iter(buf.unbind())     # the views, made at once, live until the buffer is full
+            slot = next(self._free)
+        return slot
+
+    def write(self, k: int, values: torch.Tensor) -> None:
+        "Values ``k, k+1, ...`` from the 1-d tensor ``values``, into the last buffer and new ones as needed."
+        done, n = 0, len(values)
+        while done < n:
+            first, buf = self.bufs[-1] if self.bufs else (0, None)
+            at = k + done - first
+            if buf is None or at >= self.chunk or buf.dtype != values.dtype or buf.device != values.device:
+                first, at, buf = k + done, 0, torch.empty(self.chunk, dtype=values.dtype, device=values.device)
+                self.bufs.append((first, buf))
+            m = min(n - done, self.chunk - at)
+            buf[at:at + m] = values[done:done + m]
+            done += m
 
     def get(self, k: int, before: Any = None) -> Any:
         "Value ``k`` (``before`` when ``k`` precedes every slot taken, e.g. -1: no value yet)."
@@ -120,8 +127,8 @@ class AvgSmoothLoss(Metric):
     ``accumulate`` only notes the batch's loss; the moving average is computed (the same ``lerp``
     per batch, in order, bit for bit) when a value is read or :attr:`pending_max` losses are noted:
     a run of small tensor ops in a row costs a fraction of one op between the model's, whose
-    kernels and caches it would push out. Each value is written into the next slot of a device
-    buffer of :attr:`chunk` values: whoever keeps every batch's value (the Recorder) keeps no small
+    kernels and caches it would push out. A run's values are then copied, in one op, into device
+    buffers of :attr:`chunk` values: whoever keeps every batch's value (the Recorder) keeps no small
     tensor per batch, which would fragment the host allocator's heap between the large short-lived
     activations. (A callback that changes ``learn.loss`` in place after the Recorder, in the same
     ``after_batch``, changes the smoothed value too.)"""
@@ -141,13 +148,15 @@ class AvgSmoothLoss(Metric):
         pending.append(learn.loss.detach())     # no graph kept (a cancelled backward leaves one whole)
         if len(pending) >= self.pending_max: self.flush()
     def flush(self) -> None:
-        "Smooth the noted losses, in order (all noted on one device: a phase's)."
+        "Smooth the noted losses, in order, then keep the run's values in the device buffers."
         pending = self._pending
         if not pending: return
-        val, beta, device = self.val, self.beta, pending[0].device
-        if val.device != device: val = val.to(device)
-        for loss, out in zip(pending, self._slots.take_run(self.count - len(pending), len(pending), val.dtype, device)):
-            val = torch.lerp(loss.mean() if loss.dim() else loss, val, beta, out=out)   # a 0-d loss is its own mean
+        val, beta, device, values = self.val, self.beta, pending[0].device, []
+        if val.device != device: val = val.to(device)     # all noted in one phase: on one device
+        for loss in pending:
+            val = torch.lerp(loss.mean() if loss.dim() else loss, val, beta)   # a 0-d loss is its own mean
+            values.append(val)
+        self._slots.write(self.count - len(pending), torch.stack(values))
         self.val = val
         pending.clear()
     def lazy_value(self) -> Callable[[], torch.Tensor]:
