@@ -150,12 +150,25 @@ def _unscoped_step(opt: torch.optim.Optimizer) -> Callable | None:
     that wrapper would do nothing but open its profiler scope (about 25 µs a batch on a small model):
     no profiler runs, no step hook is registered (globally or on ``opt``), no one patched ``opt.step``
     (as torch's LR schedulers do). None when any of these holds or the wrapper is not torch's."""
-    wrapped = getattr(type(opt).step, '__wrapped__', None)
-    if wrapped is None or not getattr(type(opt).step, 'hooked', False) or 'step' in opt.__dict__ \
-            or None in _GLOBAL_STEP_HOOKS or any(_GLOBAL_STEP_HOOKS) \
-            or getattr(opt, '_optimizer_step_pre_hooks', True) or getattr(opt, '_optimizer_step_post_hooks', True) \
-            or type(opt)._optimizer_step_code is not torch.optim.Optimizer._optimizer_step_code \
+    wrapper = type(opt).step
+    inner = _INNER_STEP.get(wrapper, _UNKNOWN)
+    if inner is _UNKNOWN: inner = _INNER_STEP[wrapper] = _inner_step(type(opt))
+    if inner is None or 'step' in opt.__dict__ or getattr(opt, '_optimizer_step_pre_hooks', True) \
+            or getattr(opt, '_optimizer_step_post_hooks', True) or any(_GLOBAL_STEP_HOOKS) \
             or torch.autograd._profiler_enabled():
+        return None
+    return inner
+
+
+_INNER_STEP: dict = {}          # torch's step wrapper of a class -> the function it wraps (or None)
+_UNKNOWN = object()
+
+
+def _inner_step(cls: type) -> Callable | None:
+    "The function torch's step wrapper of optimizer class ``cls`` wraps, when that wrapper is torch's."
+    wrapped = getattr(cls.step, '__wrapped__', None)
+    if wrapped is None or not getattr(cls.step, 'hooked', False) or None in _GLOBAL_STEP_HOOKS \
+            or cls._optimizer_step_code is not torch.optim.Optimizer._optimizer_step_code:
         return None
     return wrapped
 
