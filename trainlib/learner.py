@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
-from .callback import (Callback, CallbackError, DispatchTable, _cb_label, build_dispatch, event_method, sort_callbacks, unwrap_callback,
-                       validate_callback)
+from .callback import (Callback, CallbackError, DispatchTable, _cb_label, build_dispatch, event_method, sort_callbacks,
+                       unwrap_callback, validate_callback)
 from .callbacks.core import CastToTensor, SkipToEpoch, TrainEvalCallback
 from .callbacks.fp16 import MixedPrecision
 from .callbacks.preds import GatherPredsCallback

@@ -168,7 +168,7 @@ def _inner_step(cls: type) -> Callable | None:
     "The function torch's step wrapper of optimizer class ``cls`` wraps, when that wrapper is torch's."
     wrapped = getattr(cls.step, '__wrapped__', None)
     if wrapped is None or not getattr(cls.step, 'hooked', False) or None in _GLOBAL_STEP_HOOKS \
-            or cls._optimizer_step_code is not torch.optim.Optimizer._optimizer_step_code:
+            or getattr(cls, '_optimizer_step_code', None) is not torch.optim.Optimizer._optimizer_step_code:
         return None
     return wrapped
 
