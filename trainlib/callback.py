@@ -19,7 +19,7 @@ from .events import EVENTS, INNER_LOOP_EVENTS, LEGACY_EVENT_NAMES
 from .utils import class2attr
 
 __all__ = ['Callback', 'CallbackError', 'sort_callbacks', 'build_dispatch', 'validate_callback',
-           'event_method', 'unwrap_callback']
+           'event_method', 'unwrap_callback', 'listener_mergers', 'listener_owners']
 
 _CONTROL_ATTRS = frozenset(('run', 'run_train', 'run_valid', 'order', 'run_before', 'run_after'))
 _V1_EVENT_HINTS = {'on_train_begin': 'before_fit', 'on_epoch_begin': 'before_epoch',
@@ -274,12 +274,27 @@ class DispatchTable(dict):
         self.stale, self.quiet = False, frozenset()
 
 
+listener_mergers: list[Callable[[str, list, 'DispatchTable'], list]] = []
+"""Functions ``merge(event, listeners, table) -> listeners`` applied, in order, to each event's list of a new
+dispatch table. A bridge may replace a run of its adjacent listeners with one entry that calls them in
+turn (``trainlib.v1`` does for fastai-1 callbacks): such an entry names the callbacks it calls in
+``owners`` and, once ``table`` is stale, skips those no longer listening itself."""
+
+
+def listener_owners(entry: Any) -> tuple:
+    "The callbacks behind a dispatch-table entry: its ``owners``, or the one a bound method (or partial) belongs to."
+    owners = getattr(entry, 'owners', None)
+    if owners is not None: return owners
+    cb = getattr(entry, '__self__', None) or getattr(getattr(entry, 'func', None), '__self__', None)
+    return () if cb is None else (cb,)
+
+
 def build_dispatch(cbs: Iterable) -> tuple[DispatchTable, DispatchTable]:
     """Two tables ``event -> [bound methods]``: one for training, one for validation.
 
     Each holds, in dispatch order, only the callbacks that listen to the event in that phase
-    (``run``, ``run_train``, ``run_valid`` applied). A callback that overrides ``__call__`` gets
-    every event through it, as in fastai."""
+    (``run``, ``run_train``, ``run_valid`` applied), then what :data:`listener_mergers` make of it.
+    A callback that overrides ``__call__`` gets every event through it, as in fastai."""
     ordered = sort_callbacks(list(cbs))
     train = DispatchTable({e: [] for e in EVENTS})
     valid = DispatchTable({e: [] for e in EVENTS})
@@ -295,4 +310,8 @@ def build_dispatch(cbs: Iterable) -> tuple[DispatchTable, DispatchTable]:
             if m is None: continue
             if e not in INNER_LOOP_EVENTS or cb.run_train: train[e].append(m)
             if e not in INNER_LOOP_EVENTS or cb.run_valid: valid[e].append(m)
+    for table in (train, valid):
+        for merge in listener_mergers:
+            for e, listeners in table.items():
+                if len(listeners) > 1: table[e] = merge(e, listeners, table)
     return train, valid

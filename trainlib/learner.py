@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
-from .callback import (Callback, CallbackError, DispatchTable, _cb_label, build_dispatch, event_method, sort_callbacks,
-                       unwrap_callback, validate_callback)
+from .callback import (Callback, CallbackError, DispatchTable, _cb_label, build_dispatch, event_method,
+                       listener_owners, sort_callbacks, unwrap_callback, validate_callback)
 from .callbacks.core import CastToTensor, SkipToEpoch, TrainEvalCallback
 from .callbacks.fp16 import MixedPrecision
 from .callbacks.preds import GatherPredsCallback
@@ -50,8 +50,9 @@ _LEVELS = {name: (f'before_{name}', f'after_cancel_{name}', f'after_{name}')
 
 
 def _owner(method: Any) -> Any:
-    "The callback behind a dispatch-table entry (a bound method, or a partial of its ``__call__``)."
-    return getattr(method, '__self__', None) or getattr(getattr(method, 'func', None), '__self__', None)
+    "The (first) callback behind a dispatch-table entry."
+    owners = listener_owners(method)
+    return owners[0] if owners else None
 
 
 def _annotate(exc: BaseException, method: Any, event: str) -> None:
@@ -245,9 +246,13 @@ class Learner:
             table.quiet = frozenset(lv for lv, evs in _LEVELS.items() if not any(map(table.get, evs)))
 
     def _still_listens(self, method: Any, event: str) -> bool:
-        "After the tables changed in the middle of ``event``: is ``method``'s callback still in its dispatch?"
-        owner = _owner(method)
-        return any(_owner(m) is owner for m in (self._train_cbs if self.training else self._valid_cbs)[event])
+        "After the tables changed in the middle of ``event``: is a callback behind entry ``method`` still in its dispatch?"
+        return any(self._listens(cb, event) for cb in listener_owners(method))
+
+    def _listens(self, cb: Callback, event: str) -> bool:
+        "Is ``cb`` in the current phase's dispatch of ``event``?"
+        table = self._train_cbs if self.training else self._valid_cbs
+        return any(cb in listener_owners(m) for m in table[event])
 
     def ordered_cbs(self, event: str) -> list:
         "The callbacks that implement ``event``, in the order they run."

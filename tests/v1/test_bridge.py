@@ -98,3 +98,54 @@ def test_a_bad_return_of_a_method_called_with_nothing_names_the_callback():
         assert "no_such_key isn't a valid key" in str(e)
         assert 'Exception occurred in `BadReturn` when calling event `on_batch_end`' in e.__notes__
     else: raise AssertionError('the bad return was accepted')
+
+
+def test_adjacent_v1_callbacks_share_one_dispatch_entry_per_batch_event_and_keep_their_order():
+    from trainlib.v1.bridge import V1Listeners
+    calls = []
+    class First(Callback):
+        _order = 1
+        def on_batch_end(self, train, **kwargs): calls.append(('first', train))
+    class Second(Callback):
+        _order = 2
+        def on_batch_end(self, **kwargs): calls.append('second')
+        def on_epoch_end(self, **kwargs): calls.append('epoch_end')
+    learn = synth_learner(n_trn=2, n_val=1)
+    learn.logger = lambda *a: None
+    learn.add_cbs([Second(), First()])
+    entries = [e for e in learn._train_cbs['after_batch'] if isinstance(e, V1Listeners)]
+    assert len(entries) == 1 and [type(a.cb).__name__ for a in entries[0].owners] == ['First', 'Second']
+    assert sum(isinstance(e, V1Listeners) for e in learn._train_cbs['after_epoch']) == 1   # per-epoch: one each
+    learn.fit(1)
+    assert calls == [('first', True), 'second', ('first', True), 'second', ('first', False), 'second', 'epoch_end']
+
+
+def test_a_v1_callback_removed_by_an_adjacent_one_mid_event_is_not_called_in_that_event():
+    calls = []
+    class Remover(Callback):
+        _order = 1
+        def on_batch_end(self, **kwargs):
+            calls.append('remover')
+            if len(calls) == 1: learn.remove_cbs([a for a in learn.cbs if isinstance(a, V1Adapter) and a.cb is victim])
+    class Victim(Callback):
+        _order = 2
+        def on_batch_end(self, **kwargs): calls.append('victim')
+    victim = Victim()
+    learn = synth_learner(n_trn=2, n_val=0)
+    learn.logger = lambda *a: None
+    learn.add_cbs([Remover(), victim])
+    learn.fit(1)
+    assert calls == ['remover', 'remover']
+
+
+def test_a_method_set_on_the_instance_mid_fit_is_called_from_the_next_call_on():
+    calls = []
+    class Switcher(Callback):
+        def on_batch_end(self, **kwargs):
+            calls.append('class')
+            self.on_batch_end = lambda **kwargs: calls.append('instance')
+    learn = synth_learner(n_trn=3, n_val=0)
+    learn.logger = lambda *a: None
+    learn.add_cb(Switcher())
+    learn.fit(1)
+    assert calls == ['class', 'instance', 'instance']

@@ -51,19 +51,19 @@ from __future__ import annotations
 import inspect
 from collections.abc import MutableMapping
 from functools import partial
-from types import MethodType, SimpleNamespace
+from types import FunctionType, MethodType, SimpleNamespace
 from typing import Any, Callable, Iterator
 
 import torch
 
 from .. import learner as core_learner
-from ..callback import Callback as CoreCallback, CallbackError, sort_callbacks
+from ..callback import Callback as CoreCallback, CallbackError, DispatchTable, listener_mergers, sort_callbacks
 from ..events import (CancelBackwardException, CancelFitException, CancelStepException, CancelTrainException,
                       CancelValidException)
 from ..progress import format_row
 from ..recorder import Recorder as CoreRecorder
 from ..utils import camel2snake, listify, tuplify
-from .callback import (Callback, CallbackHandler, call_plan, is_v1_callback, overridden_events,
+from .callback import (Callback, CallbackHandler, call_plan, is_v1_callback, note_failure, overridden_events,
                        weighted_loss_mean)
 from .core import first_el
 from .torch_core import add_metrics
@@ -77,6 +77,8 @@ V1_ORDER_OFFSET = 55
 _VIEW_KEYS = frozenset(('last_input', 'last_target', 'last_output', 'last_loss'))
 _BATCH_VIEWS = frozenset(('last_input', 'last_target'))
 _STOCK_CALL = CallbackHandler._call
+_NO_ATTRS: dict = {}
+_NEVER_STALE = DispatchTable()
 
 
 def v1_core_order(cb: Any) -> float:
@@ -562,7 +564,7 @@ class V1Adapter(CoreCallback):
         d['transient'] = False       # made by run_v1 for one run (not attached with learn.add_cb)
         for attr in ('run_before', 'run_after'):
             d[attr] = cb.__dict__.get(attr, getattr(type(cb), attr, None)) if hasattr(cb, '__dict__') else None
-        for ev in overridden_events(cb): d[_CORE_EVENT[ev]] = self._dispatcher(ev)
+        for ev in overridden_events(cb): d[_CORE_EVENT[ev]] = V1Listeners((self,), ev)
 
     @property
     def name(self) -> str:
@@ -584,30 +586,84 @@ class V1Adapter(CoreCallback):
             self.__dict__['_driver'] = drivers_for(learn)
         elif old is not None: _drop_drivers_if_unused(old)
 
-    def _dispatcher(self, ev: str) -> Callable[[], None]:
-        cb, name = self.cb, f'on_{ev}'
-        training_only, ending_only = ev == 'backward_begin', ev == 'train_end'
-        known: list = [None, None, None]   # cb's bound method's function, its code, and its call_plan
-        attrs = self.__dict__              # _driver, _learn: read here without the attribute machinery
+    def __repr__(self) -> str: return f'{type(self.cb).__name__}(v1)'
 
-        def call() -> None:
-            run = attrs['_driver'].current
-            if self not in run.active or (training_only and not attrs['_learn'].training) or \
-                    (ending_only and not run.ends_training): return
-            if not run.direct:
-                run.handler._call(cb, ev)
-                return
+
+class V1Listeners:
+    """The v1 methods behind one core event of adjacent adapters (``owners``), called in order as one dispatch entry.
+
+    Each adapter listens to a core event through one of these (``owners == (adapter,)``); when a dispatch
+    table is built, adjacent ones of a per-batch event are merged into one (see
+    :data:`~trainlib.callback.listener_mergers`), so the core loop makes one call for all of them. A call is
+    the handler's ``_call``: the callback's method given what its call plan says, its return applied, an
+    error naming the callback. The method is looked up when a run starts and, on every call, on the
+    instance: one set on the instance (or removed from it) mid-fit is the one called at once, one
+    replaced on the class from the next run on (fastai 1 looks it up on every call)."""
+    __slots__ = ('owners', 'event', 'core_event', 'table', '_name', '_gate', '_attrs', '_run', '_calls')
+
+    def __init__(self, owners: tuple, v1_event: str, table: Any = None) -> None:
+        self.owners, self.event, self.core_event = owners, v1_event, _CORE_EVENT[v1_event]
+        self.table = _NEVER_STALE if table is None else table     # a merged entry's table (the core checks a single one)
+        self._name = f'on_{v1_event}'
+        self._gate = {'backward_begin': 'training', 'train_end': 'ending'}.get(v1_event)
+        self._attrs = owners[0].__dict__      # _driver, _learn: read without the callbacks' attribute machinery
+        self._run: V1Run | None = None
+        self._calls: tuple = ()               # for self._run: (cb, its method's function, call plan, cb.__dict__, adapter)
+
+    def _for_run(self, run: V1Run) -> None:
+        "Note which owners take part in ``run``, and their methods as the classes have them now."
+        calls, name = [], self._name
+        for adapter in self.owners:
+            if adapter not in run.active: continue
+            cb = adapter.__dict__['cb']
+            own = getattr(cb, '__dict__', _NO_ATTRS)
             method = getattr(cb, name, None)
             func = getattr(method, '__func__', None)
-            if func is None or func is not known[0] or func.__code__ is not known[1]:
-                if type(method) is not MethodType:
-                    run.handler._call(cb, ev)
-                    return
-                known[:] = func, func.__code__, call_plan(method)
-            run.handler._invoke(cb, ev, method, known[2])     # handler._call without its lookups
-        return call
+            # Called as func(cb) while it is what getattr finds: a plain function of the class, not shadowed.
+            plain = run.direct and type(method) is MethodType and method.__self__ is cb and name not in own and \
+                type(func) is FunctionType and getattr(type(cb), name, None) is func and \
+                type(cb).__getattribute__ is object.__getattribute__
+            calls.append((cb, func, call_plan(method), own, adapter) if plain else (cb, None, None, own, adapter))
+        self._run, self._calls = run, tuple(calls)
 
-    def __repr__(self) -> str: return f'{type(self.cb).__name__}(v1)'
+    def __call__(self) -> None:
+        attrs = self._attrs
+        run = attrs['_driver'].current
+        if run is None: return
+        if run is not self._run: self._for_run(run)
+        gate = self._gate
+        if gate is not None and not (attrs['_learn'].training if gate == 'training' else run.ends_training): return
+        table, handler, ev, name, cb = self.table, run.handler, self.event, self._name, None
+        try:
+            for cb, func, names, own, adapter in self._calls:
+                # callbacks changed during this event: skip those gone
+                if table.stale and not attrs['_learn']._listens(adapter, self.core_event): continue
+                if func is None or name in own:
+                    handler._call(cb, ev)             # looked up now (set on the instance, not plain, or traced)
+                    continue
+                if names: ret = func(cb, **handler._pick(names))
+                elif names is None: ret = func(cb, **handler._all_kwargs())
+                else: ret = func(cb)
+                if ret is not None: handler._apply(cb, ev, ret)
+        except Exception as e:
+            if cb is not None: note_failure(e, cb, ev)
+            raise
+
+    def __repr__(self) -> str: return f'V1Listeners({", ".join(map(repr, self.owners))}: on_{self.event})'
+
+
+_MERGED_EVENTS = frozenset(('before_batch', 'after_pred', 'after_loss', 'after_backward', 'after_step', 'after_batch'))
+
+
+def _merge_adjacent(event: str, listeners: list, table: Any) -> list:
+    "The ``listener_mergers`` entry: adjacent v1 listeners of a per-batch event become one."
+    if event not in _MERGED_EVENTS: return listeners
+    out: list = []
+    for m in listeners:
+        if type(m) is V1Listeners and out and type(out[-1]) is V1Listeners:
+            out[-1] = V1Listeners(out[-1].owners + m.owners, m.event, table)
+        else: out.append(m)
+    return out
 
 
 _CORE_EVENT = {'train_begin': 'before_fit', 'epoch_begin': 'before_epoch', 'batch_begin': 'before_batch',
@@ -738,3 +794,4 @@ def _v2_metric_views(learn: Any) -> list:
 
 
 if adapt_v1_callback not in core_learner.callback_adapters: core_learner.callback_adapters.append(adapt_v1_callback)
+if _merge_adjacent not in listener_mergers: listener_mergers.append(_merge_adjacent)
