@@ -89,17 +89,7 @@ class ValueSlots:
     batch in these slots hold no small tensor each, which would fragment the host allocator's heap
     between the large short-lived activations."""
     def __init__(self, chunk: int = 256) -> None:
-        self.chunk, self.bufs, self._free = chunk, [], iter(())    # bufs: (index of its first value, buffer)
-
-    def take(self, k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        "The slot for value ``k``: the next free one, or the first of a new buffer (also for a new dtype or device)."
-        slot = next(self._free, None)
-        if slot is None or slot.device != device or slot.dtype != dtype:
-            buf = torch.empty(self.chunk, dtype=dtype, device=device)
-            self.bufs.append((k, buf))
-            self._free = iter(buf.unbind())     # the views, made at once, live until the buffer is full
-            slot = next(self._free)
-        return slot
+        self.chunk, self.bufs = chunk, []    # bufs: (index of its first value, buffer)
 
     def write(self, k: int, values: torch.Tensor) -> None:
         "Values ``k, k+1, ...`` from the 1-d tensor ``values``, into the last buffer and new ones as needed."

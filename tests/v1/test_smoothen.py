@@ -1,5 +1,6 @@
 """SmoothenValue gives, bit for bit, fastai 1's float32 debiased moving average of the values added."""
 import numpy as np
+import pytest
 import torch
 
 from trainlib.v1 import SmoothenValue
@@ -64,3 +65,38 @@ def test_kept_values_stay_what_they_were_across_buffers():
         kept.append(sv.smooth)
     assert [bits(k) for k in kept] == [bits(w) for w in fastai_smooth(values, 0.98)]
     assert len({k.data_ptr() for k in kept}) == len(kept)
+
+
+@pytest.mark.parametrize('on_host', [True, False], ids=['cpu-on-host', 'device-ops'])
+def test_losses_noted_and_smoothed_in_runs_give_the_same_bits(monkeypatch, on_host):
+    # float32 losses are smoothed when read or every pending_max values: on the host for CPU tensors, with tensor
+    # ops elsewhere (forced here on the CPU); both must agree with fastai's one-at-a-time expression, bit for bit
+    monkeypatch.setattr(SmoothenValue, '_on_host', staticmethod(lambda device: on_host))
+    g = torch.Generator().manual_seed(3)
+    for beta in (0.98, 0.9):
+        for scale in (1e-30, 1., 1e30):
+            values = list((torch.randn(300, generator=g) * scale).unbind())
+            values += [torch.tensor(v) for v in (-0.0, 0.0, 1e-45, 3.4e38, 3.4e38, -3.4e38, float('nan'))]
+            want = fastai_smooth(values, beta)
+            sv, read = SmoothenValue(beta), {}
+            for i, v in enumerate(values):
+                sv.add_value(v)
+                if i % 37 == 5: read[i] = bits(sv.smooth)           # a read now and then smooths what is noted
+            assert {i: bits(want[i]) for i in read} == read
+            assert [bits(x) for x in sv.values()] == [bits(w) for w in want]
+            assert bits(sv.mov_avg) == bits(fastai_mov_avg(values, beta))
+            assert sv.n == len(values) and [bits(x) for x in sv.values(len(values) - 2)] == [bits(w) for w in want[-2:]]
+
+
+def fastai_mov_avg(values, beta):
+    avg = 0
+    for val in values: avg = beta * avg + (1 - beta) * val
+    return avg
+
+
+def test_a_beta_changed_with_values_noted_smooths_them_with_the_beta_they_were_added_with():
+    values = list(torch.randn(10, generator=torch.Generator().manual_seed(4)).unbind())
+    sv = SmoothenValue(0.98)
+    for v in values[:5]: sv.add_value(v)
+    sv.beta = 0.5
+    assert bits(sv.smooth) == bits(fastai_smooth(values[:5], 0.98)[-1])

@@ -164,6 +164,8 @@ def test_callback_metrics_read_nothing_back_to_the_host_per_batch(monkeypatch, t
         return f
     for name in ('item', 'cpu', 'tolist', '__float__', '__bool__', 'numpy', '__int__'):
         monkeypatch.setattr(torch.Tensor, name, counting(name))
+    # the smoothed loss as on a GPU (SmoothenValue smooths CPU tensors on the host, no sync there)
+    monkeypatch.setattr(v1.SmoothenValue, '_on_host', staticmethod(lambda device: False))
     metrics = [m.FBeta(), m.KappaScore(), m.MatthewsCorreff(), m.AUROC(), m.ConfusionMatrix(), m.Precision(average=None)]
     mc.run_fit(NS, metrics, tmp=str(tmp_path))
     assert where.count('weighted_loss_mean') == 6  # cpu() + numpy() of the validation loss: 2 epochs + validate()

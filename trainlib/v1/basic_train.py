@@ -175,6 +175,15 @@ class _V1Learner(CoreLearner):
         "The DataBunch (the core's ``dls``)."
         return self.dls
 
+    @property
+    def smooth_loss(self) -> Any:
+        "The v1 Recorder's smoothed training loss of the last batch (smoothed when read), else what was set."
+        sm = getattr(self.__dict__.get('recorder'), '_v1_smoothener', None)
+        return sm.smooth if sm is not None and sm.n else self.__dict__.get('_smooth_loss')
+
+    @smooth_loss.setter
+    def smooth_loss(self, v: Any) -> None: self.__dict__['_smooth_loss'] = v
+
     @data.setter
     def data(self, v: Any) -> None: self.dls = v
 
@@ -439,6 +448,25 @@ class Recorder(LearnerCallback):
         self.add_time, self.silent = add_time, silent
         self._added_met_names: list = []
 
+    _v1_smoothener = None     # the run's SmoothenValue (its handler sets it at on_train_begin): ``losses`` are its values
+
+    @property
+    def losses(self) -> list:
+        "The smoothed training loss of every batch of the fit (device tensors; smoothed when this is read)."
+        losses, sm = self.__dict__.get('_losses'), self._v1_smoothener
+        if losses is None: raise AttributeError('losses')       # no fit yet, as in fastai
+        if sm is not None and sm.n > self._taken:
+            new = sm.values(self._taken)
+            self._taken += len(new)
+            losses.extend(new)
+        return losses
+
+    @losses.setter
+    def losses(self, v: list) -> None:
+        self._losses = v
+        sm = self._v1_smoothener
+        self._taken = sm.n if sm is not None else 0     # later batches are appended
+
     @property
     def opt(self) -> Any:
         "The Learner's optimizer."
@@ -453,6 +481,7 @@ class Recorder(LearnerCallback):
         self.metrics_names = list(metrics_names) + list(self._added_met_names)
         self.names = ['epoch', 'train_loss', 'valid_loss'] + self.metrics_names + (['time'] if self.add_time else [])
         if not self.silent and pbar is not None: pbar.write(self.names, table=True)
+        self._taken = 0
         self.losses, self.val_losses, self.lrs, self.moms, self.metrics, self.nb_batches = [], [], [], [], [], []
         self.values, self.iters = [], []
         self.start_epoch = time.time()
@@ -472,10 +501,6 @@ class Recorder(LearnerCallback):
             lr, mom = read() if read is not None else (opt.lr, opt.mom)
             self.lrs.append(lr)
             self.moms.append(mom)
-
-    def on_backward_begin(self, smooth_loss: Any, **kwargs: Any) -> None:
-        self.losses.append(smooth_loss)
-        self.learn.smooth_loss = smooth_loss
 
     def on_epoch_end(self, epoch: int, num_batch: int, last_metrics: Any, smooth_loss: Any = None, **kwargs: Any) -> None:
         self.nb_batches.append(num_batch)

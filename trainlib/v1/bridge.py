@@ -105,6 +105,7 @@ class LearnerState(MutableMapping):
         self.learn = learn
         self.own = self._own = {}    # the own keys: read here without a call (but ``skip_zero``, see __getitem__)
         self._views: set = set()
+        self._lazy: dict = {}        # view keys computed when read (smooth_loss): key -> function giving the value
         self.grad_phase = False      # True from on_backward_begin to on_step_end: last_loss is learn.loss_grad
         self.loss_is_output = False  # get_preds: last_loss is (output, target) from on_batch_end on, as in v1
         self._output_loss: Any = None
@@ -135,11 +136,18 @@ class LearnerState(MutableMapping):
         self._views.add('last_loss')
         if self.loss_is_output: self._output_loss = (self.learn.pred, _unwrap(self.learn.yb))
 
+    def set_lazy(self, k: str, read: Callable[[], Any]) -> None:
+        "Make ``k`` part of the state, its value ``read()`` when someone reads it (until it is set)."
+        self._lazy[k] = read
+        self._views.add(k)
+        self._snap = None
+
     def _get_view(self, k: str) -> Any:
         learn = self.learn
         if k == 'last_input': return _unwrap(learn.xb)
         if k == 'last_target': return _unwrap(learn.yb)
         if k == 'last_output': return learn.pred
+        if k != 'last_loss': return self._lazy[k]()
         if self.loss_is_output: return self._output_loss
         loss = learn.loss
         if self.grad_phase:
@@ -172,16 +180,21 @@ class LearnerState(MutableMapping):
         if k in _VIEW_KEYS:
             self._views.add(k)
             self._set_view(k, v)
-        else: self._own[k] = v
+        else:
+            if self._lazy.pop(k, None) is not None: self._views.discard(k)
+            self._own[k] = v
 
     def __delitem__(self, k: str) -> None:
         self._snap = None
-        if k in self._views: self._views.discard(k)
+        if k in self._views:
+            self._views.discard(k)
+            self._lazy.pop(k, None)
         else: del self._own[k]
 
     def update(self, other: Any = (), /, **kw: Any) -> None:
         "As ``dict.update``; own keys given as keyword arguments are written in one step (the per-batch resets)."
-        if other or not _VIEW_KEYS.isdisjoint(kw): return super().update(other, **kw)
+        if other or not _VIEW_KEYS.isdisjoint(kw) or (self._lazy and not self._lazy.keys().isdisjoint(kw)):
+            return super().update(other, **kw)
         self._snap = None
         self._own.update(kw)
 
@@ -191,7 +204,7 @@ class LearnerState(MutableMapping):
 
     def clear(self) -> None:
         "Forget every key (a new fit)."
-        self._own.clear(); self._views.clear()
+        self._own.clear(); self._views.clear(); self._lazy.clear()
         self.grad_phase = False
         self._snap = None
 

@@ -33,6 +33,7 @@ in a traceback): it sees a smaller ``kwargs`` dict.
 from __future__ import annotations
 
 import dis
+from array import array
 import inspect
 from collections.abc import Mapping
 from types import CodeType, FunctionType, MethodType
@@ -171,32 +172,130 @@ def _never_names(code: CodeType, varkw: str) -> bool:
 class SmoothenValue:
     """Debiased exponential moving average (``beta``) of the values added; ``smooth`` is the current value.
 
-    A 0-d tensor ``smooth`` is written into the next slot of a buffer of :attr:`chunk` values made at
-    once: whoever keeps every batch's value (the v1 Recorder) keeps no small tensor per batch, which
-    would fragment the host allocator's heap between the large short-lived activations."""
-    chunk = 256
+    A 0-d float32 tensor (a training loss) is only noted by ``add_value``; the noted values are smoothed in
+    one run when ``smooth`` or ``mov_avg`` is read or :attr:`pending_max` are noted, bit for bit fastai 1's
+    float32 expression: for CPU tensors on the host (float32 rounding of each step is exact in doubles),
+    with one tensor op for the whole run; on another device with the same tensor ops as one at a time, and
+    no host sync. Each run's ``smooth`` values are copied into buffers of :attr:`chunk` values, made at once
+    (:meth:`values` gives them): whoever keeps every batch's value (the v1 Recorder) keeps no small tensor
+    per batch, which would fragment the host allocator's heap between the large short-lived activations.
+    Other values (floats, other dtypes, vectors) are smoothed at once."""
+    chunk, pending_max = 256, 32
 
     def __init__(self, beta: float) -> None:
-        self.beta, self.n, self.mov_avg = beta, 0, 0
-        self.smooth = None
+        self.beta, self.n = beta, 0
+        self._avg: Any = 0                 # mov_avg once the noted values are smoothed
+        self._smooth: Any = None
+        self._pending: list = []           # 0-d float32 tensors noted, not smoothed yet
+        self._pending_beta = beta
         self._weights: tuple = (None,)
         self._slots = ValueSlots(self.chunk)
+        self._done = 0                     # values smoothed so far (n less the noted ones)
+        self._other: dict = {}             # value index -> a smooth value not kept in the slots (not a 0-d tensor)
+
+    @property
+    def mov_avg(self) -> Any:
+        "The moving average (not debiased)."
+        self.flush()
+        return self._avg
+
+    @mov_avg.setter
+    def mov_avg(self, v: Any) -> None:
+        self.flush()
+        self._avg = v
+
+    @property
+    def smooth(self) -> Any:
+        "The debiased moving average after the last value added (None before any)."
+        self.flush()
+        return self._smooth
+
+    @smooth.setter
+    def smooth(self, v: Any) -> None:
+        self.flush()
+        self._smooth = v
 
     def add_value(self, val: Any) -> None:
         "Take in ``val`` (a tensor stays on its device: no host sync)."
+        pending = self._pending
+        if type(val) is torch.Tensor and val.dtype is _F32 and not val.dim() and self.beta == self._pending_beta and \
+                (type(self._avg) is int or (isinstance(self._avg, torch.Tensor) and self._avg.dtype is _F32
+                                            and not self._avg.dim())):
+            self.n += 1
+            pending.append(val)
+            if len(pending) >= self.pending_max: self.flush()
+            return
+        self.flush()
         self.n += 1
-        avg, beta = self.mov_avg, self.beta
+        avg, beta = self._avg, self.beta
+        self._pending_beta, self._done = beta, self.n
         if isinstance(avg, torch.Tensor) and isinstance(val, torch.Tensor) and avg.dtype is _F32 and val.dtype is _F32:
-            w = self._weights
-            if w[0] != beta: w = self._weights = (beta, torch.tensor(beta, dtype=_F32), torch.tensor(1 - beta, dtype=_F32))
-            # fastai's float32 rounding (beta * avg + (1 - beta) * val); 0-d CPU float32 weights are cheaper than floats
-            avg = avg * w[1] + val * w[2]
+            w = self._float32_weights(beta)
+            avg = avg * w[1] + val * w[2]       # fastai's float32 rounding (beta * avg + (1 - beta) * val)
         else: avg = beta * avg + (1 - beta) * val
-        self.mov_avg = avg
-        denom = 1 - beta ** self.n
-        if isinstance(avg, torch.Tensor) and not avg.dim():
-            self.smooth = torch.div(avg, denom, out=self._slots.take(self.n, avg.dtype, avg.device))
-        else: self.smooth = avg / denom
+        self._avg = avg
+        self._smooth = avg / (1 - beta ** self.n)
+        if isinstance(self._smooth, torch.Tensor) and not self._smooth.dim():
+            self._slots.write(self.n - 1, self._smooth.reshape(1))
+            self._smooth = self._slots.get(self.n - 1)
+        else: self._other[self.n - 1] = self._smooth
+
+    def _float32_weights(self, beta: float) -> tuple:
+        "(beta, beta and 1 - beta as 0-d float32 tensors): the same products as fastai's Python floats."
+        w = self._weights
+        if w[0] != beta: w = self._weights = (beta, torch.tensor(beta, dtype=_F32), torch.tensor(1 - beta, dtype=_F32))
+        return w
+
+    def flush(self) -> None:
+        "Smooth the noted values, in order, and keep their ``smooth`` values in the buffers."
+        pending = self._pending
+        if not pending: return
+        self._pending = []
+        start, device = 0, pending[0].device
+        for i in range(1, len(pending) + 1):           # runs of values on one device (a model moved mid-fit)
+            if i == len(pending) or pending[i].device != device:
+                self._smooth_run(pending[start:i], device)
+                if i < len(pending): start, device = i, pending[i].device
+
+    def _smooth_run(self, run: list, device: torch.device) -> None:
+        beta, first = self._pending_beta, self._done       # the beta the values were added with
+        _, w1, w2 = self._float32_weights(beta)
+        products = torch.stack(run) * w2.to(device)      # (1 - beta) * val, as fastai rounds it, for the whole run
+        avg = self._avg
+        if self._on_host(device):
+            prev = 0.0 if type(avg) is int else avg.item()
+            b, cell, smooth = float(w1), array('f', [0.0]), array('f', bytes(4 * len(run)))
+            for i, p in enumerate(products.tolist()):
+                cell[0] = prev * b               # float32 rounding of each operation, as the tensor ops do
+                cell[0] = cell[0] + p
+                prev = cell[0]
+                cell[0] = 1 - beta ** (first + i + 1)
+                smooth[i] = prev / cell[0]
+            values = torch.frombuffer(smooth, dtype=_F32)
+            self._avg = torch.tensor(prev, dtype=_F32)
+        else:
+            if type(avg) is int: avg = torch.zeros((), dtype=_F32, device=device)
+            elif avg.device != device: avg = avg.to(device)
+            w1, out = w1.to(device), []
+            for i, p in enumerate(products.unbind()):
+                avg = avg * w1 + p
+                out.append(torch.div(avg, 1 - beta ** (first + i + 1)))
+            values = torch.stack(out)
+            self._avg = avg
+        self._slots.write(first, values)
+        self._done = first + len(run)
+        self._smooth = self._slots.get(self._done - 1)
+
+    @staticmethod
+    def _on_host(device: torch.device) -> bool:
+        "Whether values on ``device`` are smoothed on the host (CPU: no copy, no sync)."
+        return device.type == 'cpu'
+
+    def values(self, start: int = 0) -> list:
+        "Every ``smooth`` value, from the ``start``-th value added on (0-d tensors: views of the buffers)."
+        self.flush()
+        other, get = self._other, self._slots.get
+        return [other[k] if k in other else get(k) for k in range(start, self.n)]
 
 
 _F32 = torch.float32
@@ -283,6 +382,7 @@ class CallbackHandler:
         self._reads = getattr(self.state_dict, 'own', self.state_dict)   # counters and batch flags, read without a call
         self._kwargs = getattr(self.state_dict, 'kwargs', None)   # a state that builds (and reuses) the kwargs itself
         self._pick_keys = getattr(self.state_dict, 'pick', None)  # ... and picks some of them
+        self._set_lazy = getattr(self.state_dict, 'set_lazy', None)   # ... and has keys computed when read
         self._plans: dict = {}
         self.state_dict.update(epoch=0, iteration=0, num_batch=0, skip_validate=False)
         self._kw: dict = {}
@@ -376,6 +476,8 @@ class CallbackHandler:
         state.update(epoch=0, iteration=0, num_batch=0, skip_validate=False, n_epochs=epochs, pbar=pbar,
                      metrics=metrics)
         names = [getattr(m, 'name', None) or camel2snake(type(m).__name__) for m in self.metrics]
+        for cb in self.callbacks:            # a callback that keeps every smoothed loss (the v1 Recorder) reads them here
+            if hasattr(type(cb), '_v1_smoothener'): cb._v1_smoothener = self.smoothener
         self._start('train_begin', True, metrics_names=names)
 
     def end_train_begin(self) -> int:
@@ -407,8 +509,11 @@ class CallbackHandler:
         "Smooth the raw loss (before any callback changes it); ``last_loss`` is already in the state."
         raw = raw_loss.detach()
         self.smoothener.add_value(raw if raw.dtype is _F32 else raw.float())   # .float() of a float32 tensor is itself
-        self.state_dict['smooth_loss'] = self.smoothener.smooth
+        if self._set_lazy is not None: self._set_lazy('smooth_loss', self._read_smooth)    # smoothed when read
+        else: self.state_dict['smooth_loss'] = self.smoothener.smooth
         self._start('backward_begin', False)
+
+    def _read_smooth(self) -> Any: return self.smoothener.smooth
 
     def begin_backward_end(self) -> None:
         "The backward pass is done (the metrics are not called)."
