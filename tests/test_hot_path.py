@@ -303,6 +303,22 @@ def test_a_loss_changed_in_place_in_before_backward_is_not_back_propagated():
     assert _moved(ZeroInPlace())
 
 
+@pytest.mark.parametrize('copies', [True, False])
+def test_learn_loss_is_a_copy_only_when_a_listener_between_loss_and_backward_wants_one(copies):
+    seen = []
+    class Between(Callback):
+        copies_loss = copies
+        def before_backward(self): seen.append((self.learn.loss is self.learn.loss_grad,
+                                                torch.equal(self.learn.loss, self.learn.loss_grad)))
+    learn = synth_learner(n_trn=2, cbs=Between())
+    learn.logger = noop
+    learn.fit(1, lr=0.1)
+    assert seen == [(not copies, True)] * 2
+    assert (learn._train_cbs.copy_loss, learn._valid_cbs.copy_loss) == (copies, copies)
+    learn.add_cb(Callback(after_loss=lambda cb: None))        # any other listener there wants the copy
+    assert learn._train_cbs.copy_loss
+
+
 @pytest.mark.parametrize('change', ['replace', 'in_place'])
 def test_a_loss_changed_in_after_loss_is_the_one_back_propagated(change):
     class ZeroLoss(Callback):

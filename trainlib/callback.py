@@ -49,6 +49,8 @@ class Callback:
     run_before: Any = None
     run_after: Any = None
     remove_on_fetch: bool = False
+    copies_loss: bool = True
+    "Listening to after_loss or before_backward, it gets ``learn.loss`` as a copy of ``loss_grad`` (fastai's clone)."
     _stateattrs: tuple = ()
 
     def __init__(self, **event_funcs: Callable) -> None:
@@ -266,12 +268,13 @@ def _overrides_call(cb: Any) -> bool:
 class DispatchTable(dict):
     """``event -> [bound methods]``. ``stale`` is set once the callbacks have changed and a new table
     replaced this one: an event still running through this one then checks each listener is still there.
-    ``quiet``: the loop levels (``'batch'``, ``'step'``...) none of whose events has a listener (the Learner sets it)."""
-    __slots__ = ('stale', 'quiet')
+    ``quiet``: the loop levels (``'batch'``, ``'step'``...) none of whose events has a listener; ``copy_loss``:
+    whether ``learn.loss`` is a copy of ``loss_grad`` (a listener between them wants one; the Learner sets both)."""
+    __slots__ = ('stale', 'quiet', 'copy_loss')
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.stale, self.quiet = False, frozenset()
+        self.stale, self.quiet, self.copy_loss = False, frozenset(), False
 
 
 listener_mergers: list[Callable[[str, list, 'DispatchTable'], list]] = []

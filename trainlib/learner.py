@@ -244,6 +244,8 @@ class Learner:
         self._train_cbs, self._valid_cbs = build_dispatch(self.cbs)
         for table in (self._train_cbs, self._valid_cbs):
             table.quiet = frozenset(lv for lv, evs in _LEVELS.items() if not any(map(table.get, evs)))
+            table.copy_loss = any(getattr(cb, 'copies_loss', True) for e in ('after_loss', 'before_backward')
+                                  for m in table[e] for cb in listener_owners(m) or (None,))
 
     def _still_listens(self, method: Any, event: str) -> bool:
         "After the tables changed in the middle of ``event``: is a callback behind entry ``method`` still in its dispatch?"
@@ -429,7 +431,7 @@ class Learner:
         if len(self.yb):
             self.loss_grad = self.loss_func(self.pred, *self.yb)
             # learn.loss is a copy when a callback could change it before backward; else the same tensor.
-            self.loss = self.loss_grad.clone() if cbs['after_loss'] or cbs['before_backward'] else self.loss_grad
+            self.loss = self.loss_grad.clone() if cbs.copy_loss else self.loss_grad
         if cbs['after_loss']: self._after_loss(cbs)
         if not self.training or not len(self.yb): return
         self._with_events(self._backward, 'backward', CancelBackwardException)

@@ -149,3 +149,18 @@ def test_a_method_set_on_the_instance_mid_fit_is_called_from_the_next_call_on():
     learn.add_cb(Switcher())
     learn.fit(1)
     assert calls == ['class', 'instance', 'instance']
+
+
+def test_last_loss_changed_in_place_at_on_backward_begin_is_the_loss_of_on_batch_end_as_in_fastai_1():
+    # fastai 1 back-propagates and records one tensor: no copy of the loss for v1 callbacks
+    seen = []
+    class Double(Callback):
+        def on_backward_begin(self, last_loss, **kwargs):
+            seen.append(float(last_loss.detach()))
+            last_loss.mul_(2)
+        def on_batch_end(self, last_loss, train, **kwargs):
+            if train: seen.append(float(last_loss))
+    learn = synth_learner(n_trn=2, n_val=0)
+    learn.logger = lambda *a: None
+    learn.fit(1, cbs=[Double()])
+    assert len(seen) == 4 and seen[1] == 2 * seen[0] and seen[3] == 2 * seen[2]

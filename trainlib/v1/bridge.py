@@ -325,6 +325,7 @@ class V1Driver(CoreCallback):
     core Learner that holds v1 callbacks without a prepared run gets a plain one (no metrics)."""
     order = float('-inf')
     name = '_v1_driver'
+    copies_loss = False      # fastai 1 back-propagates and records one loss tensor (no copy)
 
     def __init__(self) -> None:
         self.end = V1DriverEnd(self)
@@ -510,6 +511,7 @@ class V1DriverEnd(CoreCallback):
     "Runs after every other callback in each event of a v1 run: counters, and v1 flags -> core control flow."
     order = float('inf')
     name = '_v1_driver_end'
+    copies_loss = False
 
     def __init__(self, driver: V1Driver) -> None:
         self.driver = driver
@@ -568,6 +570,8 @@ class V1Adapter(CoreCallback):
     """One v1 callback on the core loop: its overridden ``on_*`` methods at the matching core events, at core
     order ``V1_ORDER_OFFSET + _order``. It is ``learn.<camel2snake(class)>`` (the v1 callback itself is
     registered) and honours ``run_before``/``run_after`` set on the v1 callback. Attaching it attaches the drivers."""
+
+    copies_loss = False      # a change made to last_loss in place is the recorded loss too, as in fastai 1
 
     def __init__(self, cb: Any) -> None:
         d = self.__dict__
