@@ -198,6 +198,20 @@ class LearnerState(MutableMapping):
         self._snap = None
         self._own.update(kw)
 
+    def reset_batch(self, train: bool) -> None:
+        "A batch begins: its flags are False, ``train`` says whether it trains."
+        self._snap = None
+        own = self._own
+        own['train'] = train
+        own['stop_epoch'] = own['skip_step'] = own['skip_zero'] = own['skip_bwd'] = False
+
+    def count_batch(self) -> None:
+        "A training batch ended: one more iteration and batch of the epoch."
+        self._snap = None
+        own = self._own
+        own['iteration'] += 1
+        own['num_batch'] += 1
+
     def __contains__(self, k: object) -> bool: return k in self._own or k in self._views
     def __iter__(self) -> Iterator[str]: return iter([*self._own, *self._views])
     def __len__(self) -> int: return len(self._own) + len(self._views)
@@ -329,42 +343,50 @@ class V1Driver(CoreCallback):
 
     def __init__(self) -> None:
         self.end = V1DriverEnd(self)
-        self.current: V1Run | None = None
+        self.cell: list = [None]        # [the current run]: V1Listeners read it without the attribute machinery
         self._outer: list = []
         self.last_handler: CallbackHandler | None = None
 
     # ------------------------------------------------------------------ runs
     @property
+    def current(self) -> V1Run | None:
+        "The current run (None between runs)."
+        return self.cell[0]
+
+    @current.setter
+    def current(self, run: V1Run | None) -> None: self.cell[0] = run
+
+    @property
     def handler(self) -> CallbackHandler:
         "The handler of the current run."
-        return self.current.handler
+        return self.cell[0].handler
 
     def prepare(self, callbacks: list, adapters: Any, **kwargs: Any) -> V1Run:
         "Start a run of ``callbacks`` (through ``adapters``) with the settings of :class:`V1Run`."
-        self._outer.append(self.current)
-        self.current = V1Run(self.learn, callbacks, adapters, **kwargs)
-        self.last_handler = self.current.handler
-        return self.current
+        self._outer.append(self.cell[0])
+        self.cell[0] = V1Run(self.learn, callbacks, adapters, **kwargs)
+        self.last_handler = self.cell[0].handler
+        return self.cell[0]
 
     def release(self, run: V1Run) -> None:
         "End ``run``: the run it interrupted (if any) goes on."
-        if self.current is run: self.current = self._outer.pop()
+        if self.cell[0] is run: self.cell[0] = self._outer.pop()
 
     # ------------------------------------------------------------------ events
     def before_fit(self) -> None:
         "Start a run if none is prepared (a core fit with v1 callbacks), then on_train_begin."
-        if self.current is None:
+        if self.cell[0] is None:
             learn = self.learn
             adapters = [c for c in sort_callbacks(learn.cbs) if isinstance(c, V1Adapter)]
             n = learn.n_epoch
             self.prepare([a.cb for a in adapters], adapters, n_epochs=n, pbar=V1Bar(n), auto=True,
                          metrics=_v2_metric_views(learn))
-        run = self.current
+        run = self.cell[0]
         run.handler.begin_train_begin(run.n_epochs, run.pbar, run.metrics)
 
     def before_epoch(self) -> None:
         "Reset the epoch's validation losses, put the model in train mode (fit), then on_epoch_begin."
-        run = self.current
+        run = self.cell[0]
         run.val_losses, run.val_nums = [], []
         run.epochs += 1
         if run.mode == 'fit':
@@ -376,11 +398,11 @@ class V1Driver(CoreCallback):
 
     def before_train(self) -> None:
         "Note that this run trains (a fit, even if this phase gets cancelled)."
-        self.current.trained = True
+        self.cell[0].trained = True
 
     def before_batch(self) -> None:
         "Close the previous batch, show the batch to v1, then on_batch_begin."
-        run = self.current
+        run = self.cell[0]
         if run.batch_open: run.close_batch()
         run.reached = ''
         state = run.handler.state_dict
@@ -390,7 +412,7 @@ class V1Driver(CoreCallback):
 
     def after_pred(self) -> None:
         "Show the output to v1, then on_loss_begin."
-        handler = self.current.handler
+        handler = self.cell[0].handler
         if 'last_output' not in handler.state_dict._views: handler.state_dict.show('last_output')
         handler._start('loss_begin', False)     # begin_loss_begin, one call less
 
@@ -398,33 +420,33 @@ class V1Driver(CoreCallback):
         "Training only: show the loss to be backpropagated, then on_backward_begin."
         learn = self.learn
         if not learn.training: return
-        handler = self.current.handler
+        handler = self.cell[0].handler
         handler.state_dict.start_grad_phase()
         handler.begin_backward_begin(learn.loss_grad)
 
     def before_backward(self) -> None:
         "Skip the backward pass when a v1 callback set ``skip_bwd``."
-        if self.current.handler.state_dict.own['skip_bwd']: raise CancelBackwardException
+        if self.cell[0].handler.state_dict.own['skip_bwd']: raise CancelBackwardException
 
     def after_backward(self) -> None:
         "on_backward_end."
-        run = self.current
+        run = self.cell[0]
         run.reached = 'backward'
         run.handler._start('backward_end', False)    # begin_backward_end
 
     def before_step(self) -> None:
         "Skip the step when a v1 callback set ``skip_step``."
-        if self.current.handler.state_dict.own['skip_step']: raise CancelStepException
+        if self.cell[0].handler.state_dict.own['skip_step']: raise CancelStepException
 
     def after_step(self) -> None:
         "on_step_end."
-        run = self.current
+        run = self.cell[0]
         run.reached = 'step'
         run.handler._start('step_end', False)        # begin_step_end
 
     # ------------------------------------------------------------------ what a v2 Cancel means for v1 flags
     def _flag(self, *keys: str) -> None:
-        state = self.current.handler.state_dict
+        state = self.cell[0].handler.state_dict
         for k in keys: state[k] = True
 
     def after_cancel_backward(self) -> None:
@@ -438,7 +460,7 @@ class V1Driver(CoreCallback):
     def after_cancel_batch(self) -> None:
         "A cancelled training batch skips, for v1, what it had not reached yet, and zero_grad."
         if not self.learn.training: return
-        reached = self.current.reached           # '', 'backward' or 'step'
+        reached = self.cell[0].reached           # '', 'backward' or 'step'
         skipped = ['skip_bwd', 'skip_step'] if not reached else ['skip_step'] if reached == 'backward' else []
         self._flag(*skipped, 'skip_zero')
 
@@ -448,7 +470,7 @@ class V1Driver(CoreCallback):
 
     def after_cancel_validate(self) -> None:
         "A cancelled validation is ``stop_epoch`` for v1 (unless v1 itself skipped it)."
-        run = self.current
+        run = self.cell[0]
         if run.quiet_cancel: run.quiet_cancel = False
         else: self._flag('stop_epoch')
 
@@ -462,15 +484,15 @@ class V1Driver(CoreCallback):
 
     def after_train(self) -> None:
         "Close the last training batch."
-        self.current.close_batch()
+        self.cell[0].close_batch()
 
     def after_validate(self) -> None:
         "Close the last validation batch."
-        self.current.close_batch()
+        self.cell[0].close_batch()
 
     def before_validate(self) -> None:
         "Start the epoch's validation losses; skip validation as v1 does (``skip_validate``, no data)."
-        run = self.current
+        run = self.cell[0]
         run.val_losses, run.val_nums = [], []
         if run.mode == 'preds': return
         dl = self.learn.dl
@@ -482,7 +504,7 @@ class V1Driver(CoreCallback):
 
     def after_batch(self) -> None:
         "Keep the validation loss and batch size, then on_batch_end."
-        learn, run = self.learn, self.current
+        learn, run = self.learn, self.cell[0]
         run.handler.state_dict.batch_ended()
         if not learn.training and run.mode != 'preds':
             run.val_losses.append(learn.loss.detach())
@@ -492,14 +514,14 @@ class V1Driver(CoreCallback):
 
     def after_epoch(self) -> None:
         "Close the last batch, then on_epoch_end with the epoch's validation loss."
-        run = self.current
+        run = self.cell[0]
         run.close_batch()
         run.epoch_open = True
         run.handler.begin_epoch_end(run.val_loss())
 
     def after_fit(self) -> None:
         "Count what a Cancel skipped, then on_train_end (with the exception that stopped the fit, if any)."
-        run, exc = self.current, self.learn.exception
+        run, exc = self.cell[0], self.learn.exception
         if exc is None:                   # a Cancel exception skipped V1DriverEnd: count what v1 would have counted
             run.close_batch()
             run.close_epoch()
@@ -518,13 +540,13 @@ class V1DriverEnd(CoreCallback):
 
     def before_fit(self) -> None:
         "Take the epoch v1 callbacks asked to start at (fewer epochs left to fit)."
-        run = self.driver.current
+        run = self.driver.cell[0]
         start = run.handler.end_train_begin()
         if start and run.mode == 'fit': self.learn.n_epoch = max(0, run.n_epochs - start)
 
     def before_epoch(self) -> None:
         "Note the modules whose mode v1 callbacks changed in on_epoch_begin."
-        run = self.driver.current
+        run = self.driver.cell[0]
         if run.mode == 'fit':
             run.mode_changes = [(m, m.training) for m, was in zip(run.modules, run.modes) if m.training != was]
 
@@ -532,18 +554,18 @@ class V1DriverEnd(CoreCallback):
         "Restore those modes over the core's ``model.train()``."
         # v1 callbacks ran on_epoch_begin after model.train(); keep what they changed (e.g. BN layers
         # put in eval mode) over the core's model.train() in before_train.
-        for m, training in self.driver.current.mode_changes: m.training = training
+        for m, training in self.driver.cell[0].mode_changes: m.training = training
 
     def after_step(self) -> None:
         "``skip_zero`` -> the loop skips this batch's zero_grad."
-        state = self.driver.current.handler.state_dict
+        state = self.driver.cell[0].handler.state_dict
         if state.own['skip_zero'] or self.learn.skip_zero_grad:     # state['skip_zero'] without the call
             state['skip_zero'] = True                 # stays True for the rest of the batch (the loop resets the Learner's)
             self.learn.skip_zero_grad = True
 
     def after_batch(self) -> None:
         "Count the batch; ``stop_epoch`` (or enough batches for get_preds) ends the phase."
-        run = self.driver.current
+        run = self.driver.cell[0]
         stop = run.close_batch()
         if run.mode == 'preds':
             run.n_seen += 1
@@ -552,12 +574,12 @@ class V1DriverEnd(CoreCallback):
 
     def after_epoch(self) -> None:
         "Count the epoch; ``stop_training`` ends the fit."
-        run = self.driver.current
+        run = self.driver.cell[0]
         if run.close_epoch() and run.ends_training: raise CancelFitException
 
     def after_fit(self) -> None:
         "End the run this fit started."
-        run = self.driver.current
+        run = self.driver.cell[0]
         if run is not None and run.auto: self.driver.release(run)
 
 
@@ -576,7 +598,7 @@ class V1Adapter(CoreCallback):
     def __init__(self, cb: Any) -> None:
         d = self.__dict__
         d['cb'] = d['__wrapped__'] = cb
-        d['order'], d['_learn'], d['_driver'] = v1_core_order(cb), None, None
+        d['order'], d['_learn'], d['_driver'], d['_cell'] = v1_core_order(cb), None, None, [None]
         d['keeps_name'] = False      # set when attached: a LearnerCallback that registered itself stays learn.<name>
         d['transient'] = False       # made by run_v1 for one run (not attached with learn.add_cb)
         for attr in ('run_before', 'run_after'):
@@ -600,7 +622,8 @@ class V1Adapter(CoreCallback):
         self.__dict__['_learn'] = learn
         if learn is not None:
             self.__dict__['keeps_name'] = learn.__dict__.get(self.name) is self.cb
-            self.__dict__['_driver'] = drivers_for(learn)
+            driver = self.__dict__['_driver'] = drivers_for(learn)
+            self.__dict__['_cell'] = driver.cell
         elif old is not None: _drop_drivers_if_unused(old)
 
     def __repr__(self) -> str: return f'{type(self.cb).__name__}(v1)'
@@ -623,7 +646,7 @@ class V1Listeners:
         self.table = _NEVER_STALE if table is None else table     # a merged entry's table (the core checks a single one)
         self._name = f'on_{v1_event}'
         self._gate = {'backward_begin': 'training', 'train_end': 'ending'}.get(v1_event)
-        self._attrs = owners[0].__dict__      # _driver, _learn: read without the callbacks' attribute machinery
+        self._attrs = owners[0].__dict__      # _cell, _learn: read without the callbacks' attribute machinery
         self._run: V1Run | None = None
         self._calls: tuple = ()               # for self._run: (cb, its method's function, call plan, cb.__dict__, adapter)
 
@@ -645,7 +668,7 @@ class V1Listeners:
 
     def __call__(self) -> None:
         attrs = self._attrs
-        run = attrs['_driver'].current
+        run = attrs['_cell'][0]
         if run is None: return
         if run is not self._run: self._for_run(run)
         gate = self._gate

@@ -351,6 +351,7 @@ _FLAG_OF = {'backward_end': 'skip_step', 'step_end': 'skip_zero', 'batch_end': '
             'epoch_end': 'stop_training'}
 _METHOD = {ev: f'on_{ev}' for ev in V1_EVENTS}
 _IGNORED = frozenset(('train_begin', 'epoch_begin', 'train_end'))
+_NO_KWARGS: dict = {}     # an event without extra kwargs (never written)
 
 
 def is_v1_callback(o: Any) -> bool:
@@ -459,12 +460,12 @@ class CallbackHandler:
 
     def __call__(self, cb_name: str, call_mets: bool = True, **kwargs: Any) -> None:
         "Call every metric (if ``call_mets``) and callback for event ``cb_name`` with extra ``kwargs``."
-        self._start(cb_name, call_mets, **kwargs)
+        self._start(cb_name, call_mets, kwargs)
         self._run_callbacks(cb_name)
 
     # ------------------------------------------------------------------ the events: before / after the callbacks
-    def _start(self, event: str, call_mets: bool, **kwargs: Any) -> None:
-        "An event begins (the state is written): note its extra kwargs, tell the tracer, run the metrics."
+    def _start(self, event: str, call_mets: bool, kwargs: dict = _NO_KWARGS) -> None:
+        "An event begins (the state is written): note its extra ``kwargs``, tell the tracer, run the metrics."
         self._kw = kwargs
         if self.tracer is not None: self.tracer(self, event, call_mets)
         if call_mets: self._run_metrics(event)
@@ -478,7 +479,7 @@ class CallbackHandler:
         names = [getattr(m, 'name', None) or camel2snake(type(m).__name__) for m in self.metrics]
         for cb in self.callbacks:            # a callback that keeps every smoothed loss (the v1 Recorder) reads them here
             if hasattr(type(cb), '_v1_smoothener'): cb._v1_smoothener = self.smoothener
-        self._start('train_begin', True, metrics_names=names)
+        self._start('train_begin', True, {'metrics_names': names})
 
     def end_train_begin(self) -> int:
         "After on_train_begin: jump every callback to the start epoch (non-zero when resuming); returns it."
@@ -498,7 +499,9 @@ class CallbackHandler:
 
     def begin_batch_begin(self, train: bool) -> None:
         "Reset the batch flags and note whether it trains; run the metrics' on_batch_begin in validation."
-        self.state_dict.update(train=train, stop_epoch=False, skip_step=False, skip_zero=False, skip_bwd=False)
+        state = self.state_dict
+        if self._reads is state: state.update(train=train, stop_epoch=False, skip_step=False, skip_zero=False, skip_bwd=False)
+        else: state.reset_batch(train)
         self._start('batch_begin', not train)
 
     def begin_loss_begin(self) -> None:
@@ -530,7 +533,9 @@ class CallbackHandler:
     def end_batch_end(self) -> bool:
         "After on_batch_end: count a training batch; returns ``stop_epoch``."
         reads = self._reads
-        if reads['train']: self.state_dict.update(iteration=reads['iteration'] + 1, num_batch=reads['num_batch'] + 1)
+        if reads['train']:
+            if reads is self.state_dict: reads.update(iteration=reads['iteration'] + 1, num_batch=reads['num_batch'] + 1)
+            else: self.state_dict.count_batch()
         return reads['stop_epoch']
 
     def begin_epoch_end(self, val_loss: Any) -> None:
@@ -545,7 +550,7 @@ class CallbackHandler:
 
     def begin_train_end(self, exception: Any) -> None:
         "Training is over (``exception``: what stopped it, or False): run the metrics' on_train_end."
-        self._start('train_end', True, exception=exception)
+        self._start('train_end', True, {'exception': exception})
 
     def _run_metrics(self, event: str) -> None:
         for m in self.metrics: self._call(m, event)
