@@ -117,11 +117,12 @@ class LearnerState(MutableMapping):
 
     def start_grad_phase(self) -> None:
         "after_loss begins (training): ``last_loss`` is the loss backward will use, from now to on_step_end."
-        learn = self.learn
+        ld = self.learn.__dict__          # the Learner's attributes, read without its __getattr__
         self.grad_phase = True
         self._snap = None
-        self._loss0, self._grad0 = learn.loss, learn.loss_grad
-        self._version0 = learn.loss._version if isinstance(learn.loss, torch.Tensor) else None
+        loss = self._loss0 = ld['loss']
+        self._grad0 = ld['loss_grad']
+        self._version0 = loss._version if isinstance(loss, torch.Tensor) else None
         self._views.add('last_loss')
 
     def show(self, *keys: str) -> None:
@@ -287,6 +288,7 @@ class V1Run:
         v1_metrics = [V2MetricView(m, learn, drive=True) if _is_v2_metric(m) else m for m in listify(metrics)]
         self.handler = CallbackHandler(callbacks, v1_metrics, state=LearnerState(learn))
         self.handler.state_dict.loss_is_output = mode == 'preds'
+        self.learn, self.ld = learn, learn.__dict__     # ld: the Learner's attributes, read without its __getattr__
         # adapters may call v1 methods themselves, as the stock handler._call would (not when it is replaced, e.g. traced)
         self.direct = type(self.handler)._call is _STOCK_CALL
         self.active = set(adapters)
@@ -342,8 +344,8 @@ class V1Driver(CoreCallback):
     copies_loss = False      # fastai 1 back-propagates and records one loss tensor (no copy)
 
     def __init__(self) -> None:
-        self.end = V1DriverEnd(self)
         self.cell: list = [None]        # [the current run]: V1Listeners read it without the attribute machinery
+        self.end = V1DriverEnd(self)
         self._outer: list = []
         self.last_handler: CallbackHandler | None = None
 
@@ -408,7 +410,7 @@ class V1Driver(CoreCallback):
         state = run.handler.state_dict
         if not _BATCH_VIEWS <= state._views: state.show('last_input', 'last_target')
         state.grad_phase = False
-        run.handler.begin_batch_begin(self.learn.training)
+        run.handler.begin_batch_begin(run.ld['training'])
 
     def after_pred(self) -> None:
         "Show the output to v1, then on_loss_begin."
@@ -418,11 +420,12 @@ class V1Driver(CoreCallback):
 
     def after_loss(self) -> None:
         "Training only: show the loss to be backpropagated, then on_backward_begin."
-        learn = self.learn
-        if not learn.training: return
-        handler = self.cell[0].handler
+        run = self.cell[0]
+        ld = run.ld
+        if not ld['training']: return
+        handler = run.handler
         handler.state_dict.start_grad_phase()
-        handler.begin_backward_begin(learn.loss_grad)
+        handler.begin_backward_begin(ld['loss_grad'])
 
     def before_backward(self) -> None:
         "Skip the backward pass when a v1 callback set ``skip_bwd``."
@@ -504,9 +507,10 @@ class V1Driver(CoreCallback):
 
     def after_batch(self) -> None:
         "Keep the validation loss and batch size, then on_batch_end."
-        learn, run = self.learn, self.cell[0]
+        run = self.cell[0]
         run.handler.state_dict.batch_ended()
-        if not learn.training and run.mode != 'preds':
+        if not run.ld['training'] and run.mode != 'preds':
+            learn = run.learn
             run.val_losses.append(learn.loss.detach())
             run.val_nums.append(first_el(learn.yb).shape[0])
         run.batch_open = True
@@ -536,17 +540,17 @@ class V1DriverEnd(CoreCallback):
     copies_loss = False
 
     def __init__(self, driver: V1Driver) -> None:
-        self.driver = driver
+        self.driver, self.cell = driver, driver.cell
 
     def before_fit(self) -> None:
         "Take the epoch v1 callbacks asked to start at (fewer epochs left to fit)."
-        run = self.driver.cell[0]
+        run = self.cell[0]
         start = run.handler.end_train_begin()
         if start and run.mode == 'fit': self.learn.n_epoch = max(0, run.n_epochs - start)
 
     def before_epoch(self) -> None:
         "Note the modules whose mode v1 callbacks changed in on_epoch_begin."
-        run = self.driver.cell[0]
+        run = self.cell[0]
         if run.mode == 'fit':
             run.mode_changes = [(m, m.training) for m, was in zip(run.modules, run.modes) if m.training != was]
 
@@ -554,32 +558,33 @@ class V1DriverEnd(CoreCallback):
         "Restore those modes over the core's ``model.train()``."
         # v1 callbacks ran on_epoch_begin after model.train(); keep what they changed (e.g. BN layers
         # put in eval mode) over the core's model.train() in before_train.
-        for m, training in self.driver.cell[0].mode_changes: m.training = training
+        for m, training in self.cell[0].mode_changes: m.training = training
 
     def after_step(self) -> None:
         "``skip_zero`` -> the loop skips this batch's zero_grad."
-        state = self.driver.cell[0].handler.state_dict
-        if state.own['skip_zero'] or self.learn.skip_zero_grad:     # state['skip_zero'] without the call
+        run = self.cell[0]
+        state, learn = run.handler.state_dict, run.learn
+        if state.own['skip_zero'] or learn.skip_zero_grad:     # state['skip_zero'] without the call
             state['skip_zero'] = True                 # stays True for the rest of the batch (the loop resets the Learner's)
-            self.learn.skip_zero_grad = True
+            learn.skip_zero_grad = True
 
     def after_batch(self) -> None:
         "Count the batch; ``stop_epoch`` (or enough batches for get_preds) ends the phase."
-        run = self.driver.cell[0]
+        run = self.cell[0]
         stop = run.close_batch()
         if run.mode == 'preds':
             run.n_seen += 1
             if run.n_batch and run.n_seen >= run.n_batch: stop = run.quiet_cancel = True
-        if stop: raise CancelTrainException if self.learn.training else CancelValidException
+        if stop: raise CancelTrainException if run.ld['training'] else CancelValidException
 
     def after_epoch(self) -> None:
         "Count the epoch; ``stop_training`` ends the fit."
-        run = self.driver.cell[0]
+        run = self.cell[0]
         if run.close_epoch() and run.ends_training: raise CancelFitException
 
     def after_fit(self) -> None:
         "End the run this fit started."
-        run = self.driver.cell[0]
+        run = self.cell[0]
         if run is not None and run.auto: self.driver.release(run)
 
 
