@@ -644,7 +644,7 @@ class V1Listeners:
     error naming the callback. The method is looked up when a run starts and, on every call, on the
     instance: one set on the instance (or removed from it) mid-fit is the one called at once, one
     replaced on the class from the next run on (fastai 1 looks it up on every call)."""
-    __slots__ = ('owners', 'event', 'core_event', 'table', '_name', '_gate', '_attrs', '_run', '_calls')
+    __slots__ = ('owners', 'event', 'core_event', 'table', '_name', '_gate', '_attrs', '_run', '_calls', '_plain')
 
     def __init__(self, owners: tuple, v1_event: str, table: Any = None) -> None:
         self.owners, self.event, self.core_event = owners, v1_event, _CORE_EVENT[v1_event]
@@ -654,6 +654,7 @@ class V1Listeners:
         self._attrs = owners[0].__dict__      # _cell, _learn: read without the callbacks' attribute machinery
         self._run: V1Run | None = None
         self._calls: tuple = ()               # for self._run: (cb, its method's function, call plan, cb.__dict__, adapter)
+        self._plain: tuple = ()               # (cb, function, cb.__dict__) when every method of _calls takes nothing
 
     def _for_run(self, run: V1Run) -> None:
         "Note which owners take part in ``run``, and their methods as the classes have them now."
@@ -670,6 +671,8 @@ class V1Listeners:
                 type(cb).__getattribute__ is object.__getattribute__
             calls.append((cb, func, call_plan(method), own, adapter) if plain else (cb, None, None, own, adapter))
         self._run, self._calls = run, tuple(calls)
+        plain = all(func is not None and names == () for _, func, names, _, _ in calls)
+        self._plain = tuple((cb, func, own) for cb, func, _, own, _ in calls) if plain else ()
 
     def __call__(self) -> None:
         attrs = self._attrs
@@ -678,9 +681,16 @@ class V1Listeners:
         if run is not self._run: self._for_run(run)
         gate = self._gate
         if gate is not None and not (attrs['_learn'].training if gate == 'training' else run.ends_training): return
-        table, handler, ev, name, cb = self.table, run.handler, self.event, self._name, None
+        table, handler, ev, name, cb, start = self.table, run.handler, self.event, self._name, None, 0
         try:
-            for cb, func, names, own, adapter in self._calls:
+            if self._plain:       # every method takes nothing: the short loop, while no callback changes
+                for cb, func, own in self._plain:
+                    if table.stale or name in own: break
+                    ret = func(cb)
+                    if ret is not None: handler._apply(cb, ev, ret)
+                    start += 1
+                else: return
+            for cb, func, names, own, adapter in self._calls[start:]:
                 # callbacks changed during this event: skip those gone
                 if table.stale and not attrs['_learn']._listens(adapter, self.core_event): continue
                 if func is None or name in own:
