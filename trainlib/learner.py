@@ -30,8 +30,8 @@ from .optim import Adam, OptimWrapper
 from .persistence import atomic_save, load_model, save_model
 from .progress import ProgressCallback
 from .recorder import Recorder, ValidationMeter
-from .utils import (add_note, defaults, detuplify, listify, noop, norm_bias_params, replacing_yield, to_detach,
-                    to_device, trainable_params)
+from .utils import (add_note, defaults, detuplify, listify, noop, norm_bias_params, on_device, replacing_yield,
+                    to_detach, to_device, trainable_params)
 
 __all__ = ['Learner', 'load_learner', 'callback_adapters']
 
@@ -412,7 +412,7 @@ class Learner:
         "Run batch ``b`` (index ``i``): the whole step in training, up to the loss in validation."
         self.iter = i
         device = self._batch_device or self._device_for_batches()
-        if not _on_device(b, device): b = to_device(b, device)
+        if not on_device(b, device): b = to_device(b, device)
         self._split(b)
         self._with_events(self._do_one_batch, 'batch', CancelBatchException)
 
@@ -708,14 +708,6 @@ class Learner:
         self._train_cbs = self._valid_cbs = None
         for cb in self.cbs: object.__setattr__(cb, 'learn', self)
         self._callbacks_changed()
-
-
-def _on_device(b: Any, device: Any) -> bool:
-    "True when ``to_device(b, device)`` would change nothing but the sequence: plain tensors already there."
-    if type(b) is not tuple and type(b) is not list: return False
-    for t in b:
-        if type(t) is not torch.Tensor or t.device != device: return False
-    return True
 
 
 def _looks_like_v1(cb: Any) -> bool:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 __all__ = ['defaults', 'noop', 'listify', 'is_listy', 'detuplify', 'tuplify', 'default_device',
-           'to_device', 'to_detach', 'to_cpu', 'find_bs', 'camel2snake', 'class2attr', 'replacing_yield',
+           'on_device', 'to_device', 'to_detach', 'to_cpu', 'find_bs', 'camel2snake', 'class2attr', 'replacing_yield',
            'tensor', 'even_mults', 'slice_values', 'add_note', 'params_of', 'norm_types', 'norm_bias_params',
            'trainable_params']
 
@@ -55,6 +55,14 @@ def tuplify(x: Any) -> tuple:
 def default_device() -> torch.device:
     "CUDA when available, else the CPU."
     return torch.device('cuda') if torch.cuda.is_available() else torch.device('cpu')
+
+
+def on_device(b: Any, device: Any) -> bool:
+    "True when ``to_device(b, device)`` would change nothing but the sequence: a tuple or list of plain tensors already there."
+    if type(b) is not tuple and type(b) is not list: return False
+    for t in b:
+        if type(t) is not torch.Tensor or t.device != device: return False
+    return True
 
 
 def to_device(b: Any, device: torch.device | str | None) -> Any:

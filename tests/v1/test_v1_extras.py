@@ -130,3 +130,17 @@ def test_show_graph_feeds_a_bar_with_a_graph(tmp_path):
     (g1, xb1, yb1), (g2, xb2, _) = calls
     assert xb1 == (0, 6) and xb2 == (0, 6) and len(g2[0][1]) == 6 and list(g2[1][0]) == [3, 6]
     assert yb1[1] == max(max(g1[0][1]), max(g1[1][1]))
+
+
+def test_device_data_loader_yields_batches_on_its_device_and_applies_its_tfms():
+    from trainlib.v1 import DeviceDataLoader
+    x, y = torch.arange(4.).reshape(2, 2), torch.tensor([0, 1])
+    on_cpu = [(x, y), [x, y]]
+    dl = DeviceDataLoader(on_cpu, 'cpu', tfms=[lambda b: (b[0] * 2, b[1])])
+    got = list(dl)
+    assert len(got) == 2 and all(torch.equal(b[0], x * 2) and b[1] is y for b in got)
+    dl = DeviceDataLoader([(x.double(), {'w': y})], 'cpu')          # not a sequence of plain tensors: to_device as ever
+    (xb, extra), = list(dl)
+    assert xb.dtype == torch.float64 and extra['w'] is y
+    (xm, ym), = list(DeviceDataLoader([(x, y)], 'meta'))             # on another device: moved
+    assert xm.device.type == ym.device.type == 'meta'

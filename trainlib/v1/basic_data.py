@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data import DataLoaders
 from ..persistence import atomic_save
-from ..utils import default_device, to_detach, to_device
+from ..utils import default_device, on_device, to_detach, to_device
 from .core import listify
 
 __all__ = ['DataBunch', 'DeviceDataLoader', 'DatasetType', 'load_data']
@@ -33,8 +33,9 @@ class DeviceDataLoader:
     def __len__(self) -> int: return len(self.dl)
 
     def __iter__(self) -> Iterator[Any]:
+        device = self.device
         for b in self.dl:
-            b = to_device(b, self.device)
+            if not on_device(b, device): b = to_device(b, device)
             for f in self.tfms: b = f(b)
             yield b
 
