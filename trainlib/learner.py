@@ -286,7 +286,9 @@ class Learner:
 
     def _fire(self, event: str, table: DispatchTable | None = None) -> None:
         "Run ``event``'s listeners, from ``table`` (default: the current phase's table)."
-        if table is None: table = self._train_cbs if self.training else self._valid_cbs
+        if table is None:
+            d = self.__dict__
+            table = d['_train_cbs'] if d['training'] else d['_valid_cbs']
         methods = table[event]
         if not methods: return
         try:
@@ -318,7 +320,8 @@ class Learner:
     def _with_events(self, f: Callable, level: str, ex: type) -> None:
         "Run ``f`` between ``before_<level>`` and ``after_<level>``; ``after_cancel_<level>`` when it raises ``ex``."
         before, after_cancel, after = _LEVELS[level]
-        table = self._train_cbs if self.training else self._valid_cbs
+        d = self.__dict__            # the loop's state (plain attributes), read without the Learner's __getattr__
+        table = d['_train_cbs'] if d['training'] else d['_valid_cbs']
         if level in table.quiet:
             # Nobody listens to this level's events: run f alone (what the branch below does then).
             try: f()
@@ -326,12 +329,13 @@ class Learner:
                 if table.stale: self._fire(after_cancel)
             if table.stale: self._fire(after)     # f added a listener: it hears the end
             return
+        fire = self._fire
         try:
-            self._fire(before, table)
+            fire(before, table)
             f()
         except ex:
-            self._fire(after_cancel)
-        self._fire(after)
+            fire(after_cancel, d['_train_cbs'] if d['training'] else d['_valid_cbs'])
+        fire(after, d['_train_cbs'] if d['training'] else d['_valid_cbs'])
 
     def fit(self, n_epoch: int, lr: Any = None, wd: float | None = None, cbs: Any = None,
             reset_opt: bool = False, start_epoch: int = 0) -> None:
@@ -411,7 +415,7 @@ class Learner:
     def one_batch(self, i: int, b: Any) -> None:
         "Run batch ``b`` (index ``i``): the whole step in training, up to the loss in validation."
         self.iter = i
-        device = self._batch_device or self._device_for_batches()
+        device = self.__dict__['_batch_device'] or self._device_for_batches()
         if not on_device(b, device): b = to_device(b, device)
         self._split(b)
         self._with_events(self._do_one_batch, 'batch', CancelBatchException)
@@ -420,20 +424,21 @@ class Learner:
         "``learn.xb``, ``learn.yb``: tuples, as fastai's loaders give them (torch's collate gives lists)."
         if isinstance(b, torch.Tensor): b = (b,)
         elif isinstance(b, list): b = tuple(b)
-        n = getattr(self.dls, 'n_inp', None)
+        n = getattr(self.__dict__['dls'], 'n_inp', None)
         if n is None: n = 1 if len(b) == 1 else len(b) - 1
         self.xb, self.yb = b[:n], b[n:]
 
     def _do_one_batch(self) -> None:
-        self.pred = self.model(*self.xb)
-        self._fire('after_pred')
-        cbs = self._train_cbs if self.training else self._valid_cbs
-        if len(self.yb):
-            self.loss_grad = self.loss_func(self.pred, *self.yb)
+        d = self.__dict__            # the loop's state (plain attributes), read without the Learner's __getattr__
+        self.pred = d['model'](*d['xb'])
+        self._fire('after_pred', d['_train_cbs'] if d['training'] else d['_valid_cbs'])
+        cbs = d['_train_cbs'] if d['training'] else d['_valid_cbs']
+        if len(d['yb']):
+            loss = self.loss_grad = d['loss_func'](d['pred'], *d['yb'])
             # learn.loss is a copy when a callback could change it before backward; else the same tensor.
-            self.loss = self.loss_grad.clone() if cbs.copy_loss else self.loss_grad
+            self.loss = loss.clone() if cbs.copy_loss else loss
         if cbs['after_loss']: self._after_loss(cbs)
-        if not self.training or not len(self.yb): return
+        if not d['training'] or not len(d['yb']): return
         self._with_events(self._backward, 'backward', CancelBackwardException)
         self._with_events(self._step, 'step', CancelStepException)
         if self.skip_zero_grad: self.skip_zero_grad = False
@@ -441,10 +446,11 @@ class Learner:
 
     def _after_loss(self, table: DispatchTable) -> None:
         "Fire after_loss (called only when someone listens), noticing a change of ``learn.loss``."
-        loss, loss_grad = self.loss, self.loss_grad
+        d = self.__dict__
+        loss, loss_grad = d['loss'], d['loss_grad']
         version = loss._version if isinstance(loss, torch.Tensor) else None
         self._fire('after_loss', table)
-        if self.loss is not loss or (version is not None and loss._version != version):
+        if d['loss'] is not loss or (version is not None and loss._version != version):
             self._loss_changed(loss_grad)
 
     def _loss_changed(self, loss_grad: Any) -> None:

@@ -7,7 +7,8 @@ How it works (the contract later v1 code builds on):
   (on_train_begin -> before_fit, on_epoch_begin -> before_epoch, on_batch_begin -> before_batch,
   on_loss_begin -> after_pred, on_backward_begin -> after_loss (training only), on_backward_end ->
   after_backward, on_step_end -> after_step, on_batch_end -> after_batch, on_epoch_end -> after_epoch,
-  on_train_end -> after_fit).
+  on_train_end -> after_fit), each through a :class:`V1Listeners` entry; adjacent adapters' entries of a
+  per-batch event are merged into one when the dispatch table is built (one core call for all of them).
 - Two drivers frame them in every event: :class:`V1Driver` (order -inf) writes the state and calls
   the metrics (metrics run first, as in v1) and :class:`V1DriverEnd` (order +inf) keeps the counters
   and turns the flags into the core's control flow, at the points where v1 checks them:
