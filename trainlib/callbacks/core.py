@@ -34,9 +34,9 @@ class TrainEvalCallback(Callback):
 
     def after_batch(self) -> None:
         "Count the training batch: ``train_iter`` and ``pct_train``."
-        learn = self.learn
-        if learn.n_iter: learn.pct_train += 1. / (learn.n_iter * learn.n_epoch)   # 0 for one_batch outside a fit
-        learn.train_iter += 1
+        d = self.learn.__dict__      # the Learner's plain attributes, read without its __getattr__
+        if d['n_iter']: d['pct_train'] += 1. / (d['n_iter'] * d['n_epoch'])   # 0 for one_batch outside a fit
+        d['train_iter'] += 1
 
     def before_train(self) -> None:
         "Put the model in training mode and set ``training``, ``pct_train``."
@@ -64,7 +64,8 @@ class CastToTensor(Callback):
     def before_batch(self) -> None:
         "Replace tensor subclasses in ``xb``/``yb`` by plain tensors."
         learn = self.learn
-        xb, yb = learn.xb, learn.yb
+        d = learn.__dict__           # the Learner's plain attributes, read without its __getattr__
+        xb, yb = d['xb'], d['yb']
         for t in (*xb, *yb):
             if type(t) is not torch.Tensor:
                 learn.xb = type(xb)(_plain(t) for t in xb)
