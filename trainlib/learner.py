@@ -429,29 +429,25 @@ class Learner:
         self.xb, self.yb = b[:n], b[n:]
 
     def _do_one_batch(self) -> None:
-        d = self.__dict__            # the loop's state (plain attributes), read without the Learner's __getattr__
+        d, fire = self.__dict__, self._fire    # the loop's state (plain attributes), read without the Learner's __getattr__
         self.pred = d['model'](*d['xb'])
-        self._fire('after_pred', d['_train_cbs'] if d['training'] else d['_valid_cbs'])
+        fire('after_pred', d['_train_cbs'] if d['training'] else d['_valid_cbs'])
         cbs = d['_train_cbs'] if d['training'] else d['_valid_cbs']
         if len(d['yb']):
             loss = self.loss_grad = d['loss_func'](d['pred'], *d['yb'])
             # learn.loss is a copy when a callback could change it before backward; else the same tensor.
             self.loss = loss.clone() if cbs.copy_loss else loss
-        if cbs['after_loss']: self._after_loss(cbs)
+        if cbs['after_loss']:
+            # Fired only when someone listens; a change of learn.loss (new or in place) is back-propagated.
+            loss, loss_grad = d['loss'], d['loss_grad']
+            version = loss._version if isinstance(loss, torch.Tensor) else None
+            fire('after_loss', cbs)
+            if d['loss'] is not loss or (version is not None and loss._version != version): self._loss_changed(loss_grad)
         if not d['training'] or not len(d['yb']): return
         self._with_events(self._backward, 'backward', CancelBackwardException)
         self._with_events(self._step, 'step', CancelStepException)
         if self.skip_zero_grad: self.skip_zero_grad = False
         else: self.opt.zero_grad()
-
-    def _after_loss(self, table: DispatchTable) -> None:
-        "Fire after_loss (called only when someone listens), noticing a change of ``learn.loss``."
-        d = self.__dict__
-        loss, loss_grad = d['loss'], d['loss_grad']
-        version = loss._version if isinstance(loss, torch.Tensor) else None
-        self._fire('after_loss', table)
-        if d['loss'] is not loss or (version is not None and loss._version != version):
-            self._loss_changed(loss_grad)
 
     def _loss_changed(self, loss_grad: Any) -> None:
         "A callback changed ``learn.loss`` in after_loss but left ``loss_grad``: back-propagate the new loss."
