@@ -193,13 +193,6 @@ class LearnerState(MutableMapping):
             self._lazy.pop(k, None)
         else: del self._own[k]
 
-    def update(self, other: Any = (), /, **kw: Any) -> None:
-        "As ``dict.update``; own keys given as keyword arguments are written in one step (the per-batch resets)."
-        if other or not _VIEW_KEYS.isdisjoint(kw) or (self._lazy and not self._lazy.keys().isdisjoint(kw)):
-            return super().update(other, **kw)
-        self._snap = None
-        self._own.update(kw)
-
     def reset_batch(self, train: bool) -> None:
         "A batch begins: its flags are False, ``train`` says whether it trains."
         self._snap = None
