@@ -124,6 +124,38 @@ def test_dispatch_tables_hold_only_the_listeners_and_follow_every_change():
     assert learn._train_cbs['after_batch'] == [] and learn._valid_cbs['before_validate'] == []
 
 
+def test_callbacks_removed_or_added_mid_event_take_effect_at_the_next_listener():
+    log = []
+    late = recording('Late', ['after_batch', 'after_fit'], log, order=5)()
+    other = recording('Other', ['after_batch', 'after_fit'], log, order=6, run_valid=False)()
+    newcomer = recording('Newcomer', ['after_batch', 'after_fit'], log, order=7, run_valid=False)()
+
+    class Remover(Callback):
+        order = 1
+        def after_batch(self):
+            if self.training and self.iter == 0: self.learn.remove_cb(late); self.learn.add_cb(newcomer)
+        def after_fit(self): self.learn.remove_cb(newcomer)
+
+    learn = quiet_learner(cbs=[Remover(), late, other], n_trn=2)
+    learn.fit(1)
+    assert log == [('after_batch', 'Other'),                                # batch 0: Late is gone, Newcomer not yet heard
+                   ('after_batch', 'Other'), ('after_batch', 'Newcomer'),   # batch 1
+                   ('after_fit', 'Other')]                                  # a cleanup event too: Newcomer is gone
+
+
+def test_an_error_in_a_listener_of_a_replaced_table_names_its_callback():
+    class Adder(Callback):
+        def before_batch(self): self.learn.add_cb(Callback())     # replaces the tables mid-event
+
+    class Boom(Callback):
+        order = 1
+        def before_batch(self): raise ValueError('boom')
+
+    learn = quiet_learner(cbs=[Adder(), Boom()])
+    with pytest.raises(ValueError, match='boom') as e: learn.fit(1)
+    assert e.value.__notes__ == ['Exception occurred in `Boom` when calling event `before_batch`']
+
+
 def test_a_callback_that_silences_itself_runs_again_next_fit():
     log = []
 

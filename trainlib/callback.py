@@ -267,7 +267,7 @@ def _overrides_call(cb: Any) -> bool:
 
 class DispatchTable(dict):
     """``event -> [bound methods]``. ``stale`` is set once the callbacks have changed and a new table
-    replaced this one: an event still running through this one then checks each listener is still there.
+    replaced this one (:meth:`retire`): an event still running through this one then runs only the listeners still there.
     ``quiet``: the loop levels (``'batch'``, ``'step'``...) none of whose events has a listener; ``copy_loss``:
     whether ``learn.loss`` is a copy of ``loss_grad`` (a listener between them wants one; the Learner sets both)."""
     __slots__ = ('stale', 'quiet', 'copy_loss')
@@ -275,6 +275,27 @@ class DispatchTable(dict):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.stale, self.quiet, self.copy_loss = False, frozenset(), False
+
+    def retire(self, listens: Callable[[Any, str], bool]) -> None:
+        """Mark the table replaced (``stale``): from now on each entry runs only while ``listens(entry, event)``.
+        The lists are changed in place, so an event iterating over one sees it at its next listener."""
+        if self.stale: return
+        self.stale = True
+        for event, entries in self.items():
+            entries[:] = [_RetiredEntry(m, event, listens) for m in entries]
+
+
+class _RetiredEntry:
+    "An entry of a replaced dispatch table: calls its listener if that is still in the Learner's dispatch."
+    __slots__ = ('entry', 'event', 'listens', 'owners')
+
+    def __init__(self, entry: Callable, event: str, listens: Callable[[Any, str], bool]) -> None:
+        self.entry, self.event, self.listens, self.owners = entry, event, listens, listener_owners(entry)
+
+    def __call__(self) -> None:
+        if self.listens(self.entry, self.event): self.entry()
+
+    def __repr__(self) -> str: return f'retired({self.entry!r})'
 
 
 listener_mergers: list[Callable[[str, list, 'DispatchTable'], list]] = []

@@ -240,7 +240,7 @@ class Learner:
     def _callbacks_changed(self) -> None:
         "Rebuild the dispatch tables (called whenever the set of callbacks or their flags change)."
         for old in (self._train_cbs, self._valid_cbs):
-            if old is not None: old.stale = True         # an event running through it checks each listener
+            if old is not None: old.retire(self._still_listens)
         self._train_cbs, self._valid_cbs = build_dispatch(self.cbs)
         for table in (self._train_cbs, self._valid_cbs):
             table.quiet = frozenset(lv for lv, evs in _LEVELS.items() if not any(map(table.get, evs)))
@@ -292,10 +292,9 @@ class Learner:
         methods = table[event]
         if not methods: return
         try:
-            for m in methods:
-                # A callback switched off (run=False) or removed by an earlier one in this same event is skipped.
-                if table.stale and not self._still_listens(m, event): continue
-                m()
+            # A callback switched off (run=False) or removed by an earlier one in this same event is skipped:
+            # the table is then retired, its entries guarded.
+            for m in methods: m()
         except CancelException: raise
         except BaseException as e:
             _annotate(e, m, event)
@@ -304,8 +303,7 @@ class Learner:
     def _fire_all(self, event: str) -> None:
         "Fire ``event`` to every listener even if some fail (cleanup events); then raise the first failure."
         first, table = None, self._train_cbs if self.training else self._valid_cbs
-        for m in list(table[event]):
-            if table.stale and not self._still_listens(m, event): continue
+        for m in table[event]:        # retired mid-event (callbacks changed): its entries are guarded
             try: m()
             except BaseException as e:
                 if not isinstance(e, CancelException): _annotate(e, m, event)
