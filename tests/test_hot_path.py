@@ -1,4 +1,5 @@
 "What the per-batch fast paths must keep: the same gradients, smoothed losses, counters and batches."
+import random
 from functools import partial
 
 import pytest
@@ -319,6 +320,47 @@ def test_learn_loss_is_a_copy_only_when_a_listener_between_loss_and_backward_wan
     assert learn._train_cbs.copy_loss
 
 
+class _AfterBackward(Callback):
+    "Notes, at each training batch's after_backward: the two losses' values, whether they are one tensor, the copy's."
+    def __init__(self): self.seen = []
+    def after_backward(self):
+        loss, grad = self.learn.loss, self.learn.loss_grad
+        self.seen.append((loss.item(), grad.item(), loss is grad, type(loss.grad_fn).__name__))
+
+
+def _losses_and_weights(*cbs: Callback) -> tuple:
+    "What ``_AfterBackward`` saw in a seeded 3-batch fit with ``cbs``; whether the weights moved."
+    torch.manual_seed(0); random.seed(0)
+    watch = _AfterBackward()
+    learn = synth_learner(n_trn=3, cbs=[*cbs, watch])
+    learn.logger = noop
+    start = [p.detach().clone() for p in learn.model.parameters()]
+    learn.fit(1, lr=0.1)
+    return watch.seen, any(not torch.equal(a, p) for a, p in zip(start, learn.model.parameters()))
+
+
+@pytest.mark.parametrize('event', ['after_loss', 'before_backward'])
+def test_loss_grad_scaled_in_place_leaves_the_recorded_loss_as_computed(event):
+    def halve(cb): cb.learn.loss_grad /= 2           # GradientAccumulation's way in fastai 2
+    plain, _ = _losses_and_weights()
+    halved, _ = _losses_and_weights(Callback(**{event: halve}))
+    assert halved[0][:3] == (plain[0][0], plain[0][1] / 2, False)
+
+
+def test_a_loss_set_in_after_loss_without_reading_either_one():
+    class SetGrad(Callback):            # sets loss_grad, reads neither: learn.loss stays the computed loss
+        def after_loss(self): self.learn.loss_grad = (self.pred * 0).sum()
+
+    class SetLoss(Callback):            # sets learn.loss, reads neither: that loss is back-propagated
+        def after_loss(self): self.learn.loss = (self.pred * 0).sum()
+
+    plain, _ = _losses_and_weights()
+    set_grad, moved_grad = _losses_and_weights(SetGrad())
+    set_loss, moved_loss = _losses_and_weights(SetLoss())
+    assert set_grad[0][:3] == (plain[0][0], 0., False) and set_loss[0][:3] == (0., 0., True)
+    assert not moved_grad and not moved_loss
+
+
 @pytest.mark.parametrize('change', ['replace', 'in_place'])
 def test_a_loss_changed_in_after_loss_is_the_one_back_propagated(change):
     class ZeroLoss(Callback):
@@ -379,3 +421,16 @@ def test_flatten_check_flattens_non_contiguous_tensors_and_checks_sizes():
     fa, fb = flatten_check(a, b)
     assert fa.tolist() == [0., 3., 1., 4., 2., 5.] and fb.tolist() == b.tolist()
     with pytest.raises(ValueError, match='same size, got 6 and 5'): flatten_check(a, torch.arange(5.))
+
+
+def test_a_fit_stopped_between_the_loss_and_backward_keeps_its_loss_and_the_copy():
+    class Boom(Callback):
+        def after_loss(self): raise ValueError('boom')
+
+    learn = synth_learner(n_trn=2, cbs=Boom())
+    learn.logger = noop
+    with pytest.raises(ValueError, match='boom'):
+        learn.fit(1)
+    # as in fastai 2 (no _end_cleanup after a failure): the batch's loss_grad, and learn.loss its copy
+    assert type(learn.loss_grad.grad_fn).__name__ == 'MseLossBackward0'
+    assert learn.loss is not learn.loss_grad and torch.equal(learn.loss, learn.loss_grad)

@@ -571,6 +571,15 @@ def test_get_preds_and_validate_from_a_callback_leave_the_running_fit_alone():
     assert len(spy.preds) == len(spy.scores) == 4 and not hasattr(learn, 'gather_preds')
 
 
+def test_a_pass_between_the_loss_and_backward_leaves_the_batchs_loss_alone():
+    class PredsAtAfterLoss(Callback):         # before any read of learn.loss (its copy is made when read)
+        def after_loss(self):
+            if self.training and self.iter == 1: self.learn.get_preds()
+
+    learn, twin = fitted_blobs([PredsAtAfterLoss()]), fitted_blobs()
+    assert learn.recorder.losses == twin.recorder.losses and torch.equal(learn.model.weight, twin.model.weight)
+
+
 def test_a_pass_inside_a_phase_keeps_that_phases_progress_bar(monkeypatch):
     import io, sys
     class Terminal(io.StringIO):
