@@ -321,14 +321,14 @@ def test_learn_loss_is_a_copy_only_when_a_listener_between_loss_and_backward_wan
 
 
 class _AfterBackward(Callback):
-    "Notes, at each training batch's after_backward: the two losses' values, whether they are one tensor, the copy's."
+    "Notes, at each training batch's after_backward: both losses' values, whether they are one tensor, loss's grad_fn."
     def __init__(self): self.seen = []
     def after_backward(self):
         loss, grad = self.learn.loss, self.learn.loss_grad
         self.seen.append((loss.item(), grad.item(), loss is grad, type(loss.grad_fn).__name__))
 
 
-def _losses_and_weights(*cbs: Callback) -> tuple:
+def _losses_and_moved(*cbs: Callback) -> tuple:
     "What ``_AfterBackward`` saw in a seeded 3-batch fit with ``cbs``; whether the weights moved."
     torch.manual_seed(0); random.seed(0)
     watch = _AfterBackward()
@@ -342,8 +342,8 @@ def _losses_and_weights(*cbs: Callback) -> tuple:
 @pytest.mark.parametrize('event', ['after_loss', 'before_backward'])
 def test_loss_grad_scaled_in_place_leaves_the_recorded_loss_as_computed(event):
     def halve(cb): cb.learn.loss_grad /= 2           # GradientAccumulation's way in fastai 2
-    plain, _ = _losses_and_weights()
-    halved, _ = _losses_and_weights(Callback(**{event: halve}))
+    plain, _ = _losses_and_moved()
+    halved, _ = _losses_and_moved(Callback(**{event: halve}))
     assert halved[0][:3] == (plain[0][0], plain[0][1] / 2, False)
 
 
@@ -354,9 +354,9 @@ def test_a_loss_set_in_after_loss_without_reading_either_one():
     class SetLoss(Callback):            # sets learn.loss, reads neither: that loss is back-propagated
         def after_loss(self): self.learn.loss = (self.pred * 0).sum()
 
-    plain, _ = _losses_and_weights()
-    set_grad, moved_grad = _losses_and_weights(SetGrad())
-    set_loss, moved_loss = _losses_and_weights(SetLoss())
+    plain, _ = _losses_and_moved()
+    set_grad, moved_grad = _losses_and_moved(SetGrad())
+    set_loss, moved_loss = _losses_and_moved(SetLoss())
     assert set_grad[0][:3] == (plain[0][0], 0., False) and set_loss[0][:3] == (0., 0., True)
     assert not moved_grad and not moved_loss
 

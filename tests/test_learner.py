@@ -572,7 +572,7 @@ def test_get_preds_and_validate_from_a_callback_leave_the_running_fit_alone():
 
 
 def test_a_pass_between_the_loss_and_backward_leaves_the_batchs_loss_alone():
-    class PredsAtAfterLoss(Callback):         # before any read of learn.loss (its copy is made when read)
+    class PredsAtAfterLoss(Callback):         # a pass between the loss and the batch's backward
         def after_loss(self):
             if self.training and self.iter == 1: self.learn.get_preds()
 

@@ -293,7 +293,7 @@ class _RetiredEntry:
         self.entry, self.event, self.listens, self.owners = entry, event, listens, listener_owners(entry)
 
     def __call__(self) -> None:
-        if self.listens(self.entry, self.event): self.entry()
+        if self.listens(self, self.event): self.entry()      # listener_owners(self): the owners noted here
 
     def __repr__(self) -> str: return f'retired({self.entry!r})'
 
