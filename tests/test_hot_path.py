@@ -153,6 +153,91 @@ def test_step_keeps_an_lr_scheduler_informed(recwarn):
     assert opt.opt.param_groups[0]['lr'] == pytest.approx(0.01)
 
 
+_JOINABLE = [torch.optim.SGD, partial(torch.optim.SGD, momentum=0.9, nesterov=True), torch.optim.Adam,
+             partial(torch.optim.Adam, amsgrad=True), torch.optim.AdamW, torch.optim.RMSprop, torch.optim.Adamax,
+             torch.optim.NAdam, torch.optim.RAdam]
+
+
+def _v1_layer(opt_func, wrapped: bool, lrs=(0.1, 0.1)):
+    """fastai 1's torch groups for one layer group: its weights, then its no-wd companion (the biases), both
+    decayed by torch (``true_wd=False, bn_wd=True``). Wrapped (the v1 face) or the torch optimizer alone."""
+    torch.manual_seed(0)
+    w, b = nn.Parameter(torch.randn(4, 3)), nn.Parameter(torch.randn(4))
+    groups = [{'params': [w], 'lr': lrs[0]}, {'params': [b], 'lr': lrs[1]}]
+    if wrapped: return OptimWrapper(opt_func(groups, weight_decay=0.1), wd=0.1, true_wd=False, bn_wd=True), [w, b]
+    return opt_func(groups, weight_decay=0.1), [w, b]
+
+
+def _step(opt, ps, seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    for p in ps: p.grad = torch.randn(p.shape, generator=gen)
+    opt.step()
+
+
+@pytest.fixture
+def groups_stepped(monkeypatch):
+    "How many groups, and which, each torch step of the joinable optimizers ran on (their ``_init_group``, once a group)."
+    seen: list = []
+    for cls in {torch.optim.SGD, torch.optim.Adam, torch.optim.RMSprop, torch.optim.Adamax, torch.optim.NAdam,
+                torch.optim.RAdam}:
+        def spy(self, group, *args, _real=cls._init_group, **kwargs):
+            seen.append([id(p) for p in group['params']])
+            return _real(self, group, *args, **kwargs)
+        monkeypatch.setattr(cls, '_init_group', spy)
+    return seen
+
+
+@pytest.mark.parametrize('opt_func', _JOINABLE)
+def test_v1_weights_and_their_no_wd_companion_step_as_one_group_with_the_same_update(opt_func, groups_stepped):
+    ours, ps = _v1_layer(opt_func, wrapped=True)
+    theirs, qs = _v1_layer(opt_func, wrapped=False)
+    groups, lists = ours.opt.param_groups, [g['params'] for g in ours.opt.param_groups]
+    for seed in range(3):
+        groups_stepped.clear()
+        _step(ours, ps, seed)
+        assert groups_stepped == [[id(p) for p in ps]]            # one group, both parameters
+        _step(theirs, qs, seed)
+        assert all(torch.equal(p, q) for p, q in zip(ps, qs))
+    assert ours.opt.param_groups is groups and [g['params'] for g in groups] == lists   # as they were
+    mine, ref = ours.opt.state_dict(), theirs.state_dict()
+    assert [{k: v for k, v in g.items() if k not in ('do_wd', 'wd')} for g in mine['param_groups']] == ref['param_groups']
+    assert all(torch.equal(mine['state'][i][k], ref['state'][i][k]) for i in ref['state'] for k in ref['state'][i])
+
+
+def test_v1_groups_step_apart_once_a_value_differs_even_when_written_into_torchs_group(groups_stepped):
+    ours, ps = _v1_layer(torch.optim.SGD, wrapped=True)
+    theirs, qs = _v1_layer(torch.optim.SGD, wrapped=False, lrs=(0.1, 0.5))
+    ours.opt.param_groups[1]['lr'] = 0.5                     # behind the wrapper's back
+    _step(ours, ps, 0); _step(theirs, qs, 0)
+    assert len(groups_stepped) == 4 and all(torch.equal(p, q) for p, q in zip(ps, qs))
+    ours.lr = 0.5                                            # the wrapper writes one object into both
+    groups_stepped.clear()
+    _step(ours, ps, 1)
+    assert len(groups_stepped) == 1
+
+
+def test_a_failing_joined_step_leaves_the_optimizers_groups_in_place():
+    ours, (w, b) = _v1_layer(torch.optim.Adam, wrapped=True)
+    groups = ours.opt.param_groups
+    w.grad, b.grad = torch.ones(4, 3), torch.ones(4).to_sparse()
+    with pytest.raises(RuntimeError, match='sparse'):
+        ours.step()
+    assert ours.opt.param_groups is groups and [g['params'] for g in groups] == [[w], [b]]
+
+
+def test_v1_adam_groups_still_step_as_one_through_a_one_cycle(groups_stepped):
+    from trainlib.v1 import Learner as V1Learner
+    from trainlib.v1.basic_data import DataBunch
+    torch.manual_seed(0)
+    batches = [(torch.randn(8, 3), torch.randn(8, 1)) for _ in range(4)]
+    learn = V1Learner(DataBunch(batches, batches[:1], device=torch.device('cpu')), nn.Linear(3, 1),
+                      loss_func=nn.MSELoss())          # fastai 1's default: Adam, weights and biases apart
+    learn.fit_one_cycle(1, 0.01)                        # lr and betas written before every batch
+    groups = learn.opt.opt.param_groups
+    assert len(groups) == 2 and groups[0]['betas'] is groups[1]['betas']
+    assert len(groups_stepped) == 4 and all(len(ids) == 2 for ids in groups_stepped)
+
+
 class _Watch(Callback):
     "Keeps, after each training batch, what callbacks can read then."
     order = 55
