@@ -175,12 +175,11 @@ groups of the same hyper-parameters as one group gives each parameter the same u
 (``tests/test_hot_path.py`` checks it, parameters and state, for each of them)."""
 
 
-def _step_joined(opt: torch.optim.Optimizer, step: Callable, hypers: Callable[[dict], tuple]) -> Any:
-    """``step(opt)`` with each run of adjacent groups whose hyper-parameters (``hypers(group)``) are the same
-    objects stepped as one group (a copy of the first, with the run's parameters). torch's per-group work
-    (~30k instructions, 3 µs on CPU) then runs once for fastai 1's weights and their no-wd companion.
-    ``opt.param_groups`` is the optimizer's own list again after the step, also when it fails."""
-    groups = opt.param_groups
+def _joined_groups(groups: list[dict], hypers: Callable[[dict], tuple]) -> list[dict] | None:
+    """``groups`` with each run of adjacent ones whose hyper-parameters (``hypers(group)``) are the same objects
+    made one group (a copy of the first, with the run's parameters); None when no two join, or a group lacks
+    one of them (torch's step then says which). Stepping the joined list runs torch's per-group work
+    (~30k instructions, 3 µs on CPU) once for fastai 1's weights and their no-wd companion."""
     joined, last = [], None
     try:
         for g in groups:
@@ -191,11 +190,8 @@ def _step_joined(opt: torch.optim.Optimizer, step: Callable, hypers: Callable[[d
             else:
                 joined.append(g)
                 last = h
-    except KeyError: return step(opt)         # a group without one of them: torch's step says which
-    if len(joined) == len(groups): return step(opt)
-    opt.param_groups = joined
-    try: return step(opt)
-    finally: opt.param_groups = groups
+    except KeyError: return None
+    return joined if len(joined) < len(groups) else None
 
 
 def _inner_step(cls: type) -> Callable | None:
@@ -480,7 +476,7 @@ class OptimWrapper:
                 for j in idxs: self._write_wd(groups[j], vi)
             return
         key, idx = self._resolve(name)
-        old = new = None       # groups that held one tuple hold one again (their step can be joined: _step_joined)
+        old = new = None       # groups that held one tuple hold one again (their step can be joined: _joined_groups)
         for idxs, vi in zip(self._layout, vals):
             for j in idxs:
                 g = groups[j]
@@ -557,9 +553,13 @@ class OptimWrapper:
         if closure is not None: return opt.step(closure)
         step = _unscoped_step(opt)
         if step is None: return opt.step()
-        if self._v1 and type(opt) in _JOINABLE and len(opt.param_groups) > 1:
-            return _step_joined(opt, step, itemgetter(*opt.defaults))
-        return step(opt)
+        groups = opt.param_groups
+        joined = _joined_groups(groups, itemgetter(*opt.defaults)) \
+            if self._v1 and type(opt) in _JOINABLE and len(groups) > 1 else None
+        if joined is None: return step(opt)
+        opt.param_groups = joined           # for this step only: the optimizer's own list is back after it
+        try: return step(opt)
+        finally: opt.param_groups = groups
 
     def zero_grad(self, set_to_none: bool | None = None) -> None:
         """Clear the gradients. ``set_to_none`` (default: the wrapper's): None drops them but steps as
