@@ -5,7 +5,11 @@ warnings, files written and the final weights' checksum. tests/v1/callbacks repl
 
 Run with the fastai 1.0.61 oracle venv (one thread, num_workers=0, seeded: byte-stable output):
     /tmp/trainlib-oracle/fa1/bin/python tests/oracle_scripts/record_fa1_stock_callbacks.py \\
-        > tests/golden/fa1_stock_callbacks.txt
+        > tests/golden/fa1_stock_callbacks.txt          # or fa1_stock_callbacks.<machine>.txt
+
+torch's CPU kernels round differently on different CPUs, and training carries the difference into the
+5th-6th digit (lr_find's divergent end: the 5th); the test accepts a run that matches any recording, so a
+recording per kind of machine the suite runs on (the header's third line names the CPU).
 
 The scenario file's import line `from trainlib.v1 import *` is swapped for fastai-1's star imports; nothing
 else in it is touched. Each scenario runs in a fresh temporary directory (the Learners' path is '.').
@@ -35,11 +39,21 @@ def load_scenarios() -> types.ModuleType:
     return mod
 
 
+def cpu_model() -> str:
+    "The CPU's model name, as /proc/cpuinfo gives it (or platform's guess elsewhere)."
+    try:
+        return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration):
+        import platform
+        return platform.processor() or 'unknown CPU'
+
+
 def main():
     sc = load_scenarios()
     print(f'# fastai {fastai.__version__}, torch {torch.__version__}: the scenarios of '
           f'tests/v1/callbacks/fa1_stock_scenarios.py')
     print('# produced by tests/oracle_scripts/record_fa1_stock_callbacks.py with /tmp/trainlib-oracle/fa1/bin/python')
+    print(f'# on: {cpu_model()}, torch CPU capability {torch.backends.cpu.get_cpu_capability()}')
     home = os.getcwd()
     for f in sc.SCENARIOS:
         with tempfile.TemporaryDirectory() as d:

@@ -1,6 +1,6 @@
 """The scenarios of the stock v1 callbacks, written once for both libraries: tests/v1/callbacks run them on
 trainlib.v1, and tests/oracle_scripts/record_fa1_stock_callbacks.py runs this very file on fastai 1.0.61
-(it swaps the import line below for fastai's star imports) to record tests/golden/fa1_stock_callbacks.txt.
+(it swaps the import line below for fastai's star imports) to record tests/golden/fa1_stock_callbacks*.txt.
 
 Each scenario returns a dict: per-batch lrs, momentums and smoothed losses, per-epoch validation losses and
 metrics, the final weights' checksum and whatever else it observes; :func:`run` adds the printed lines and
