@@ -9,7 +9,8 @@ Run with the fastai 1.0.61 oracle venv (one thread, num_workers=0, seeded: byte-
 
 torch's CPU kernels round differently on different CPUs, and training carries the difference into the
 5th-6th digit (lr_find's divergent end: the 5th); the test accepts a run that matches any recording, so a
-recording per kind of machine the suite runs on (the header's third line names the CPU).
+recording per kind of machine the suite runs on (the header's third line names the CPU), each listed in
+RECORDINGS of tests/v1/callbacks/test_v1_stock_vs_fastai.py.
 
 The scenario file's import line `from trainlib.v1 import *` is swapped for fastai-1's star imports; nothing
 else in it is touched. Each scenario runs in a fresh temporary directory (the Learners' path is '.').
