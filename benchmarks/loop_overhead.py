@@ -1,6 +1,7 @@
 """How much a training loop costs on top of a raw PyTorch loop: µs per training batch, and the ratio.
 
-Run by hand (about 6 minutes with the peers on an Intel Xeon, 14 on an AMD EPYC; ``--rounds 5`` for a quicker, noisier look)::
+Run by hand (with the peers about 6 minutes on an Intel Xeon, 14 on an AMD EPYC; ``--rounds 5`` for a
+quicker, noisier look)::
 
     /work/main/.venv/bin/python benchmarks/loop_overhead.py \\
         --peer-python /tmp/trainlib-oracle/fa2/bin/python --peer-python /tmp/peer-venv/bin/python
