@@ -405,6 +405,58 @@ def test_learn_loss_is_a_copy_only_when_a_listener_between_loss_and_backward_wan
     assert learn._train_cbs.copy_loss
 
 
+@pytest.mark.parametrize('reads', [False, True])
+def test_the_copy_is_made_only_when_a_callback_reads_the_loss_before_backward(reads):
+    # fastai clones learn.loss for every batch; a copy nobody read before backward could not differ from
+    # loss_grad, so trainlib makes it at the first read of either (see the note in trainlib.events)
+    read = []
+    class Listener(Callback):
+        def after_loss(self):
+            if reads and self.training: read.append(self.learn.loss_grad.item())
+
+    plain, _ = _losses_and_moved()
+    seen, _ = _losses_and_moved(Listener())
+    assert [s[:2] for s in seen] == [p[:2] for p in plain]          # the values, as computed
+    assert [s[2] for s in seen] == [not reads] * 3                   # one tensor, unless read before backward
+    assert read == ([p[1] for p in plain] if reads else [])
+
+
+def test_a_batch_cancelled_before_backward_shows_its_loss_and_a_copy():
+    seen = []
+    class Cancel(Callback):
+        def after_loss(self): raise CancelBatchException()       # reads neither loss
+
+    class Look(Callback):
+        def after_batch(self):
+            if not self.training: return
+            loss, grad = self.learn.loss, self.learn.loss_grad
+            seen.append((loss is grad, torch.equal(loss, F.mse_loss(self.pred, *self.yb)), grad.requires_grad))
+
+    learn = synth_learner(n_trn=2, cbs=[Cancel(), Look()])
+    learn.logger = noop
+    learn.fit(1)
+    assert seen == [(False, True, True)] * 2
+
+
+def test_validate_run_from_after_loss_leaves_the_training_loss_to_the_next_event():
+    seen = []
+    class ValidateMidBatch(Callback):
+        def after_loss(self):
+            if self.training and self.iter == 0: self.learn.validate()   # a nested pass: its own losses
+
+    class Look(Callback):
+        def before_backward(self):
+            loss, grad = self.learn.loss, self.learn.loss_grad
+            seen.append((loss is grad, torch.equal(loss, F.mse_loss(self.pred, *self.yb)), grad.requires_grad))
+
+    learn = synth_learner(n_trn=2, cbs=[ValidateMidBatch(), Look()])
+    learn.logger = noop
+    start = [p.detach().clone() for p in learn.model.parameters()]
+    learn.fit(1, lr=0.1)
+    assert seen == [(False, True, True)] * 2
+    assert any(not torch.equal(a, p) for a, p in zip(start, learn.model.parameters()))
+
+
 class _AfterBackward(Callback):
     "Notes, at each training batch's after_backward: both losses' values and whether they are one tensor."
     def __init__(self): self.seen = []

@@ -50,7 +50,7 @@ class Callback:
     run_after: Any = None
     remove_on_fetch: bool = False
     copies_loss: bool = True
-    "Listening to after_loss or before_backward, it gets ``learn.loss`` as a copy of ``loss_grad`` (fastai's clone)."
+    "Listening to after_loss or before_backward, it gets ``learn.loss`` as a copy of ``loss_grad`` (fastai's clone) if it reads them."
     _stateattrs: tuple = ()
 
     def __init__(self, **event_funcs: Callable) -> None:
@@ -269,7 +269,7 @@ class DispatchTable(dict):
     """``event -> [bound methods]``. ``stale`` is set once the callbacks have changed and a new table
     replaced this one (:meth:`retire`): an event still running through this one then runs only the listeners still there.
     ``quiet``: the loop levels (``'batch'``, ``'step'``...) none of whose events has a listener; ``copy_loss``:
-    whether ``learn.loss`` is a copy of ``loss_grad`` (a listener between them wants one; the Learner sets both)."""
+    whether ``learn.loss`` is a copy of ``loss_grad`` when read before backward (a listener between them wants one)."""
     __slots__ = ('stale', 'quiet', 'copy_loss')
 
     def __init__(self, *args: Any) -> None:

@@ -29,8 +29,9 @@ This is the one place where every event is documented. ``Learner.fit`` runs, in 
 
 ``after_create`` fires once, at the end of ``Learner.__init__``, to the callbacks present then.
 
-(*) The copy is made only when a callback listens to ``after_loss`` or ``before_backward`` (the only
-events that could change ``learn.loss`` before backward); otherwise ``learn.loss`` is ``loss_grad``.
+(*) The copy is made only when a callback listening to ``after_loss`` or ``before_backward`` (the only
+events that could change ``learn.loss`` before backward) reads ``learn.loss`` or ``learn.loss_grad`` there:
+at that first read. Otherwise ``learn.loss`` is ``loss_grad``, the same tensor (the copy could not differ).
 (**) The v2 optimizers drop the gradients (``p.grad`` is None between batches) and give a zero one
 back at the next step to each parameter that had one: the updates of fastai 2's in-place zeroing.
 A level nobody listens to (no ``before_X``, ``after_cancel_X`` or ``after_X``) runs its function alone.

@@ -44,9 +44,49 @@ callbacks (instances, classes, and ``callback_fns``-style callables taking the L
 
 _EVENT_SET = frozenset(EVENTS)
 _LOOP_STATE = ('dl', 'xb', 'yb', 'pred', 'loss', 'loss_grad', 'iter', 'n_iter', 'training', 'epoch', 'n_epoch',
-               'train_iter', 'pct_train')
+               'train_iter', 'pct_train', '_loss_pending', '_loss_copy')
 _LEVELS = {name: (f'before_{name}', f'after_cancel_{name}', f'after_{name}')
            for name in ('fit', 'epoch', 'train', 'validate', 'batch', 'backward', 'step')}
+_LOSS_NAMES = frozenset(('loss', 'loss_grad'))
+_UNREAD = object()     # in a _loss_mark: learn.loss, whose copy waits for a first reader
+
+
+# ---------------------------------------------------------------------- fastai's copy of the loss, made when read
+# Functions of the Learner's state (its ``__dict__``, ``d``), called by the loop on every batch.
+
+def _copy_loss_when_read(d: dict, loss: Any) -> None:
+    """``learn.loss_grad = loss; learn.loss = loss.clone()``, the clone made only if a callback reads either
+    before backward. Until then both are left out of ``d``: the Learner's ``__getattr__`` ends the wait."""
+    d.pop('loss', None); d.pop('loss_grad', None)
+    d['_loss_pending'], d['_loss_copy'] = loss, None
+
+
+def _fill_loss(d: dict, copy: bool) -> None:
+    """End the wait: ``learn.loss_grad`` is the loss; ``learn.loss`` its clone if ``copy`` (someone reads them
+    before backward), else the loss itself (nobody did: nobody can tell). A value a callback assigned meanwhile stays."""
+    loss, d['_loss_pending'] = d['_loss_pending'], None
+    d.setdefault('loss_grad', loss)
+    if 'loss' in d: return
+    if not copy:
+        d['loss'] = loss
+        return
+    clone = d['loss'] = loss.clone()
+    d['_loss_copy'] = (clone, clone._version)
+
+
+def _loss_mark(d: dict) -> tuple:
+    "``(learn.loss, its version, learn.loss_grad)`` before after_loss; learn.loss is ``_UNREAD`` while its copy waits."
+    if d['_loss_pending'] is not None: return _UNREAD, None, d['_loss_pending']
+    loss = d['loss']
+    return loss, (loss._version if isinstance(loss, torch.Tensor) else None), d['loss_grad']
+
+
+def _loss_moved(d: dict, mark: tuple) -> bool:
+    "Has a callback replaced or modified ``learn.loss`` since ``mark`` (a :func:`_loss_mark`)?"
+    loss, version, _ = mark
+    if loss is _UNREAD: loss, version = d['_loss_copy'] or (None, None)
+    now = d['loss']
+    return now is not loss or (version is not None and now._version != version)
 
 
 def _owner(method: Any) -> Any:
@@ -94,6 +134,7 @@ class Learner:
         self.epoch = self.iter = self.n_iter = self.train_iter = 0
         self.n_epoch, self.pct_train = 1, 0.
         self.dl, self.xb, self.yb, self.pred, self.loss, self.loss_grad = None, (None,), (None,), None, None, None
+        self._loss_pending = self._loss_copy = None      # fastai's copy of the loss, made when read: see _fill_loss
         self.smooth_loss = self.final_record = None
         self._batch_device = None
         self._running = 0           # > 0 while a fit (or a validate/get_preds with fit events) is running
@@ -127,7 +168,11 @@ class Learner:
     def __getattr__(self, name: str) -> Any:
         # Names not found on the Learner are looked up on the model (fastai's GetAttr).
         if name.startswith('_') or name in _EVENT_SET: raise AttributeError(name)
-        lazy = self.__dict__.get('_lazy')
+        d = self.__dict__
+        if name in _LOSS_NAMES and d.get('_loss_pending') is not None:
+            _fill_loss(d, copy=True)       # read before backward: now fastai's copy (see _copy_loss_when_read)
+            return d[name]
+        lazy = d.get('_lazy')
         if lazy and name in lazy:
             value = self.__dict__[name] = lazy.pop(name)()
             return value
@@ -432,16 +477,18 @@ class Learner:
         fire('after_pred', d['_train_cbs'] if d['training'] else d['_valid_cbs'])
         cbs = d['_train_cbs'] if d['training'] else d['_valid_cbs']
         if len(d['yb']):
-            loss = self.loss_grad = d['loss_func'](d['pred'], *d['yb'])
-            # learn.loss is a copy when a callback could change it before backward; else the same tensor.
-            self.loss = loss.clone() if cbs.copy_loss else loss
+            loss = d['loss_func'](d['pred'], *d['yb'])
+            # learn.loss is a copy when a callback could change it before backward (made when read); else the same tensor.
+            if cbs.copy_loss: _copy_loss_when_read(d, loss)
+            else: self.loss_grad = self.loss = loss
         if cbs['after_loss']:
             # Fired only when someone listens; a change of learn.loss (new or in place) is back-propagated.
-            loss, loss_grad = d['loss'], d['loss_grad']
-            version = loss._version if isinstance(loss, torch.Tensor) else None
+            mark = _loss_mark(d)
             fire('after_loss', cbs)
-            if d['loss'] is not loss or (version is not None and loss._version != version): self._loss_changed(loss_grad)
-        if not d['training'] or not len(d['yb']): return
+            if 'loss' in d and _loss_moved(d, mark): self._loss_changed(mark[2])
+        if not d['training'] or not len(d['yb']):
+            if d['_loss_pending'] is not None: _fill_loss(d, copy=False)
+            return
         self._with_events(self._backward, 'backward', CancelBackwardException)
         self._with_events(self._step, 'step', CancelStepException)
         if self.skip_zero_grad: self.skip_zero_grad = False
@@ -452,11 +499,16 @@ class Learner:
         if self.loss_grad is loss_grad and isinstance(self.loss, torch.Tensor) and self.loss.requires_grad:
             self.loss_grad = self.loss
 
-    def _backward(self) -> None: self.loss_grad.backward()
+    def _backward(self) -> None:
+        d = self.__dict__
+        if d['_loss_pending'] is not None: _fill_loss(d, copy=False)
+        d['loss_grad'].backward()
+
     def _step(self) -> None: self.opt.step()
 
     def _end_cleanup(self) -> None:
-        self.dl, self.xb, self.yb, self.pred, self.loss = None, (None,), (None,), None, None
+        if self._loss_pending is not None: _fill_loss(self.__dict__, copy=False)
+        self.dl, self.xb, self.yb, self.pred, self.loss, self._loss_copy = None, (None,), (None,), None, None, None
 
     # ================================================================== training recipes (trainlib.schedule)
     fit_one_cycle = _schedule.fit_one_cycle
@@ -564,6 +616,7 @@ class Learner:
         """Around an evaluation run from a callback while a fit runs: the fit's loop state (``dl``, ``xb``,
         ``training`` ...) and the model's train/eval modes come back afterwards, and the callbacks that keep
         the fit's record (``remove_on_fetch``: Recorder, trackers) sit the pass out."""
+        if self._loss_pending is not None: _fill_loss(self.__dict__, copy=True)   # callbacks may still change it after the pass
         state = {k: self.__dict__.get(k) for k in _LOOP_STATE}
         modes = [(m, m.training) for m in self.model.modules()]
         resting = [cb for cb in self.cbs if cb.remove_on_fetch and cb.run]
@@ -697,12 +750,15 @@ class Learner:
 
     def __getstate__(self) -> dict:
         for name in list(self._lazy): getattr(self, name)
+        if self._loss_pending is not None: _fill_loss(self.__dict__, copy=True)
         return {k: v for k, v in self.__dict__.items()
-                if k not in ('lock', '_train_cbs', '_valid_cbs', 'exception', '_running', '_lazy')}
+                if k not in ('lock', '_train_cbs', '_valid_cbs', 'exception', '_running', '_lazy', '_loss_pending',
+                             '_loss_copy')}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._lazy = {}
+        self._loss_pending = self._loss_copy = None
         self.lock = threading.RLock()
         self.exception, self._running = None, 0
         self._train_cbs = self._valid_cbs = None

@@ -118,11 +118,11 @@ class LearnerState(MutableMapping):
 
     def start_grad_phase(self) -> None:
         "after_loss begins (training): ``last_loss`` is the loss backward will use, from now to on_step_end."
-        ld = self.learn.__dict__          # the Learner's attributes, read without its __getattr__
+        learn = self.learn                # read as attributes: this makes fastai's copy of the loss if it waits for a reader
         self.grad_phase = True
         self._snap = None
-        loss = self._loss0 = ld['loss']
-        self._grad0 = ld['loss_grad']
+        loss = self._loss0 = learn.loss
+        self._grad0 = learn.loss_grad
         self._version0 = loss._version if isinstance(loss, torch.Tensor) else None
         self._views.add('last_loss')
 
