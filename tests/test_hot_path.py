@@ -438,6 +438,17 @@ def test_a_batch_cancelled_before_backward_shows_its_loss_and_a_copy():
     assert seen == [(False, True, True)] * 2
 
 
+def test_a_loss_func_giving_a_number_is_read_as_that_number_in_after_loss():
+    seen = []
+    class Read(Callback):
+        def after_loss(self): seen.append(self.learn.loss)          # nothing to copy: the number itself
+
+    learn = synth_learner(n_val=2, cbs=Read(), default_cbs=False)        # the Recorder averages tensors only
+    learn.loss_func, learn.logger = (lambda pred, y: 0.5), noop
+    learn.validate()
+    assert seen == [0.5, 0.5] and learn.loss_grad == 0.5
+
+
 def test_validate_run_from_after_loss_leaves_the_training_loss_to_the_next_event():
     seen = []
     class ValidateMidBatch(Callback):

@@ -67,7 +67,7 @@ def _fill_loss(d: dict, copy: bool) -> None:
     loss, d['_loss_pending'] = d['_loss_pending'], None
     d.setdefault('loss_grad', loss)
     if 'loss' in d: return
-    if not copy:
+    if not copy or not isinstance(loss, torch.Tensor):     # (a loss_func giving a number: nothing to copy)
         d['loss'] = loss
         return
     clone = d['loss'] = loss.clone()
