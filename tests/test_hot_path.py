@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from trainlib import (CancelBackwardException, CancelBatchException, CancelStepException, Callback, OptimWrapper,
-                      noop)
+from trainlib import (CancelBackwardException, CancelBatchException, CancelStepException, CancelTrainException, Callback,
+                      OptimWrapper, noop)
 from trainlib.testing import synth_learner
 
 
@@ -447,6 +447,59 @@ def test_a_loss_func_giving_a_number_is_read_as_that_number_in_after_loss():
     learn.loss_func, learn.logger = (lambda pred, y: 0.5), noop
     learn.validate()
     assert seen == [0.5, 0.5] and learn.loss_grad == 0.5
+
+
+@pytest.mark.parametrize('mode', [torch.no_grad, torch.inference_mode])
+def test_a_loss_first_read_under_no_grad_is_still_the_copy_with_its_graph(mode):
+    # the copy is made at the first read: it must be the one fastai makes right after the loss
+    class LogLoss(Callback):
+        def after_loss(self):
+            with mode(): self.logged = self.loss.item()
+
+    class Penalty(Callback):                     # fastbook style: learn.loss += ..., back-propagated (deviation 5)
+        order = 1
+        def after_loss(self):
+            if self.training: self.learn.loss += 1e-3 * sum(p.pow(2).sum() for p in self.model.parameters())
+
+    def weights(*cbs):
+        torch.manual_seed(0); random.seed(0)
+        learn = synth_learner(n_trn=3, cbs=list(cbs))
+        learn.logger = noop
+        learn.fit(1, lr=0.1)
+        return [p.detach().clone() for p in learn.model.parameters()]
+
+    assert all(torch.equal(a, b) for a, b in zip(weights(LogLoss(), Penalty()), weights(Penalty())))
+
+
+@pytest.mark.parametrize('copies', [True, False])
+def test_validate_under_inference_mode_with_a_listener_after_the_loss(copies):
+    seen = []
+    class Listener(Callback):
+        copies_loss = copies
+        def after_loss(self): seen.append(float(self.learn.loss))
+
+    learn = synth_learner(n_val=2, cbs=Listener())
+    learn.logger = noop
+    with torch.inference_mode(): valid_loss, = learn.validate()
+    assert len(seen) == 2 and valid_loss == pytest.approx(sum(seen) / 2, rel=1e-5)    # two equal-size batches
+
+
+@pytest.mark.parametrize('stop', [KeyboardInterrupt, CancelTrainException])
+def test_a_batch_left_before_backward_leaves_both_losses_in_place(stop):
+    # the copy waits for a reader only within its batch: after it, both names are plain attributes again
+    plain = []
+    class Stop(Callback):
+        def before_backward(self): raise stop()
+        def after_train(self): plain.append({'loss', 'loss_grad'} <= vars(self.learn).keys())
+
+    learn = synth_learner(n_trn=2, cbs=Stop())
+    learn.logger = noop
+    try: learn.fit(1)
+    except KeyboardInterrupt: pass
+    assert plain == ([] if stop is KeyboardInterrupt else [True])
+    assert {'loss', 'loss_grad'} <= vars(learn).keys() and learn.__dict__['_loss_pending'] is None
+    if stop is KeyboardInterrupt:                # no cleanup after a failure, as in fastai: the copy stays
+        assert learn.loss is not learn.loss_grad and torch.equal(learn.loss, learn.loss_grad)
 
 
 def test_validate_run_from_after_loss_leaves_the_training_loss_to_the_next_event():

@@ -63,15 +63,24 @@ def _copy_loss_when_read(d: dict, loss: Any) -> None:
 
 def _fill_loss(d: dict, copy: bool) -> None:
     """End the wait: ``learn.loss_grad`` is the loss; ``learn.loss`` its clone if ``copy`` (someone reads them
-    before backward), else the loss itself (nobody did: nobody can tell). A value a callback assigned meanwhile stays."""
+    before backward), else the loss itself (nobody did: nobody can tell). What a callback assigned meanwhile stays."""
     loss, d['_loss_pending'] = d['_loss_pending'], None
     d.setdefault('loss_grad', loss)
     if 'loss' in d: return
     if not copy or not isinstance(loss, torch.Tensor):     # (a loss_func giving a number: nothing to copy)
         d['loss'] = loss
         return
-    clone = d['loss'] = loss.clone()
-    d['_loss_copy'] = (clone, clone._version)
+    clone = d['loss'] = _clone_as_computed(loss)
+    d['_loss_copy'] = (clone, None if clone.is_inference() else clone._version)
+
+
+def _clone_as_computed(loss: torch.Tensor) -> torch.Tensor:
+    "``loss.clone()`` as fastai makes it right after the loss: with its graph, even read under no_grad/inference_mode."
+    if loss.requires_grad and not torch.is_grad_enabled():
+        with torch.inference_mode(False), torch.enable_grad(): return loss.clone()
+    if torch.is_inference_mode_enabled() and not loss.is_inference():
+        with torch.inference_mode(False): return loss.clone()
+    return loss.clone()
 
 
 def _loss_mark(d: dict) -> tuple:
@@ -458,10 +467,14 @@ class Learner:
     def one_batch(self, i: int, b: Any) -> None:
         "Run batch ``b`` (index ``i``): the whole step in training, up to the loss in validation."
         self.iter = i
-        device = self.__dict__['_batch_device'] or self._device_for_batches()
+        d = self.__dict__
+        device = d['_batch_device'] or self._device_for_batches()
         if not on_device(b, device): b = to_device(b, device)
         self._split(b)
-        self._with_events(self._do_one_batch, 'batch', CancelBatchException)
+        try: self._with_events(self._do_one_batch, 'batch', CancelBatchException)
+        finally:
+            # The batch ended before backward (cancelled, failed) with its loss unread: fastai's copy, as then.
+            if d['_loss_pending'] is not None: _fill_loss(d, copy=True)
 
     def _split(self, b: Any) -> None:
         "``learn.xb``, ``learn.yb``: tuples, as fastai's loaders give them (torch's collate gives lists)."
@@ -482,10 +495,10 @@ class Learner:
             if cbs.copy_loss: _copy_loss_when_read(d, loss)
             else: self.loss_grad = self.loss = loss
         if cbs['after_loss']:
-            # Fired only when someone listens; a change of learn.loss (new or in place) is back-propagated.
-            mark = _loss_mark(d)
+            # Fired only when someone listens; in training a change of learn.loss (new or in place) is back-propagated.
+            mark = _loss_mark(d) if d['training'] else None
             fire('after_loss', cbs)
-            if 'loss' in d and _loss_moved(d, mark): self._loss_changed(mark[2])
+            if mark is not None and 'loss' in d and _loss_moved(d, mark): self._loss_changed(mark[2])
         if not d['training'] or not len(d['yb']):
             if d['_loss_pending'] is not None: _fill_loss(d, copy=False)
             return
@@ -507,7 +520,6 @@ class Learner:
     def _step(self) -> None: self.opt.step()
 
     def _end_cleanup(self) -> None:
-        if self._loss_pending is not None: _fill_loss(self.__dict__, copy=False)
         self.dl, self.xb, self.yb, self.pred, self.loss, self._loss_copy = None, (None,), (None,), None, None, None
 
     # ================================================================== training recipes (trainlib.schedule)
@@ -616,7 +628,7 @@ class Learner:
         """Around an evaluation run from a callback while a fit runs: the fit's loop state (``dl``, ``xb``,
         ``training`` ...) and the model's train/eval modes come back afterwards, and the callbacks that keep
         the fit's record (``remove_on_fetch``: Recorder, trackers) sit the pass out."""
-        if self._loss_pending is not None: _fill_loss(self.__dict__, copy=True)   # callbacks may still change it after the pass
+        if self._loss_pending is not None: _fill_loss(self.__dict__, copy=True)   # a callback may change it after
         state = {k: self.__dict__.get(k) for k in _LOOP_STATE}
         modes = [(m, m.training) for m in self.model.modules()]
         resting = [cb for cb in self.cbs if cb.remove_on_fetch and cb.run]
