@@ -44,7 +44,7 @@ callbacks (instances, classes, and ``callback_fns``-style callables taking the L
 
 _EVENT_SET = frozenset(EVENTS)
 _LOOP_STATE = ('dl', 'xb', 'yb', 'pred', 'loss', 'loss_grad', 'iter', 'n_iter', 'training', 'epoch', 'n_epoch',
-               'train_iter', 'pct_train', '_loss_pending', '_loss_copy')
+               'train_iter', 'pct_train', '_loss_copy')
 _LEVELS = {name: (f'before_{name}', f'after_cancel_{name}', f'after_{name}')
            for name in ('fit', 'epoch', 'train', 'validate', 'batch', 'backward', 'step')}
 _LOSS_NAMES = frozenset(('loss', 'loss_grad'))
