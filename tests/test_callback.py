@@ -124,6 +124,38 @@ def test_dispatch_tables_hold_only_the_listeners_and_follow_every_change():
     assert learn._train_cbs['after_batch'] == [] and learn._valid_cbs['before_validate'] == []
 
 
+def test_an_event_method_set_on_an_added_callback_is_heard_at_once_and_checked():
+    heard = []
+    cb = Callback()
+    learn = quiet_learner(cbs=cb, n_trn=2)
+    cb.after_batch = lambda: heard.append(learn.training)        # fastai calls getattr(cb, event)() each time
+    learn.fit(1)
+    assert heard == [True, True, False]
+    del cb.after_batch
+    learn.fit(1)
+    assert heard == [True, True, False]
+    with pytest.raises(CallbackError, match=r'callback `Callback`: event method `before_batch\(x\)` cannot be called '
+                                            r'as an event'):
+        cb.before_batch = lambda x: None
+    assert 'before_batch' not in cb.__dict__
+
+
+def test_a_fit_leaves_the_dispatch_tables_alone_unless_it_switched_a_callback_off():
+    class SilencedOnce(Callback):
+        def after_batch(self): self.run = False
+
+    learn = quiet_learner()
+    tables = learn._train_cbs, learn._valid_cbs
+    learn.fit(1)
+    learn.validate()
+    assert learn._train_cbs is tables[0] and learn._valid_cbs is tables[1]
+    learn.add_cb(SilencedOnce())
+    tables = learn._train_cbs, learn._valid_cbs
+    learn.fit(1)                                        # switched off in the fit, on again after it: new tables
+    assert learn._train_cbs is not tables[0] and learn.silenced_once.run
+    assert learn.silenced_once in [m.__self__ for m in learn._train_cbs['after_batch']]
+
+
 def test_callbacks_removed_or_added_mid_event_take_effect_at_the_next_listener():
     log = []
     late = recording('Late', ['after_batch', 'after_fit'], log, order=5)()

@@ -12,7 +12,7 @@ import inspect
 import sys
 import types
 import warnings
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Callable, Iterable
 
 from .events import EVENTS, INNER_LOOP_EVENTS, LEGACY_EVENT_NAMES
@@ -22,6 +22,7 @@ __all__ = ['Callback', 'CallbackError', 'sort_callbacks', 'build_dispatch', 'val
            'event_method', 'unwrap_callback', 'listener_mergers', 'listener_owners']
 
 _CONTROL_ATTRS = frozenset(('run', 'run_train', 'run_valid', 'order', 'run_before', 'run_after'))
+_EVENT_NAMES = frozenset(EVENTS) | frozenset(LEGACY_EVENT_NAMES)
 _V1_EVENT_HINTS = {'on_train_begin': 'before_fit', 'on_epoch_begin': 'before_epoch',
                    'on_batch_begin': 'before_batch', 'on_loss_begin': 'after_pred',
                    'on_backward_begin': 'after_loss', 'on_backward_end': 'after_backward',
@@ -40,6 +41,9 @@ class Callback:
     see :mod:`trainlib.events`), ``run_before``/``run_after`` (callback classes of either generation,
     or their names, this one must precede/follow), ``run`` (False silences the callback until the
     end of the fit), ``run_train``/``run_valid`` (whether batch-level events fire in each phase).
+    Setting one of these, or an event method, on an instance (``cb.after_batch = f``, ``f`` taking no
+    argument) takes effect at once; a method added to the class later is heard from the next change
+    of the Learner's callbacks (the dispatch is built then, not looked up on every event).
     """
     order: float = 0
     learn = None
@@ -87,8 +91,14 @@ class Callback:
                 and not name.startswith('_') and _has_attr(learn, name):
             warnings.warn(f'You are shadowing an attribute ({name}) that exists in the learner. '
                           f'Use `self.learn.{name}` to avoid this', stacklevel=2)
+        if learn is not None and name in _EVENT_NAMES: _check_event_signature(value, _cb_label(self), name)
         object.__setattr__(self, name, value)
-        if learn is not None and name in _CONTROL_ATTRS: learn._callbacks_changed()
+        if learn is not None and (name in _CONTROL_ATTRS or name in _EVENT_NAMES): learn._callbacks_changed()
+
+    def __delattr__(self, name: str) -> None:
+        object.__delattr__(self, name)
+        learn = self.__dict__.get('learn')
+        if learn is not None and (name in _CONTROL_ATTRS or name in _EVENT_NAMES): learn._callbacks_changed()
 
     def __call__(self, event_name: str) -> Any:
         "Run the method for ``event_name`` if this callback listens to it now (fastai's semantics)."
@@ -131,6 +141,14 @@ def event_method(cb: Any, event: str) -> Callable | None:
 _OLD_NAME = {new: old for old, new in LEGACY_EVENT_NAMES.items()}
 
 
+def _defined_events(cb: Any) -> set:
+    "The events for which ``cb`` or its classes define an attribute (under either name): those it may listen to."
+    names = _EVENT_NAMES.intersection(cb.__dict__)
+    for klass in type(cb).__mro__[:-1]:             # all but object, which has none (and cannot be given one)
+        names |= _EVENT_NAMES.intersection(vars(klass))
+    return {LEGACY_EVENT_NAMES.get(n, n) for n in names}
+
+
 def unwrap_callback(cb: Any) -> Any:
     """What a Learner callback stands for: the callback an adapter wraps (its ``__wrapped__``, e.g. a
     fastai-1 callback inside a ``V1Adapter``), else the callback itself."""
@@ -156,7 +174,7 @@ def validate_callback(cb: Any) -> None:
     for name in sorted(names):
         if name.startswith('_'): continue
         if name in EVENTS or name in LEGACY_EVENT_NAMES:
-            _check_event_signature(cb, label, name)
+            _check_event_signature(getattr(cb, name), label, name)
             if name in LEGACY_EVENT_NAMES:
                 warnings.warn(f'callback `{label}`: the event name `{name}` is deprecated, use '
                               f'`{LEGACY_EVENT_NAMES[name]}`', DeprecationWarning, stacklevel=_user_stacklevel())
@@ -168,10 +186,17 @@ def validate_callback(cb: Any) -> None:
                           f'receives: rename it `{_V1_EVENT_HINTS[name]}` or subclass trainlib.v1.Callback',
                           stacklevel=_user_stacklevel())
             continue
-        close = difflib.get_close_matches(name, EVENTS + tuple(LEGACY_EVENT_NAMES), n=1, cutoff=0.85)
+        close = _close_event_name(name)
         if close:
             warnings.warn(f'callback `{label}` defines `{name}`, which is not an event and will never be called; '
-                          f'did you mean `{close[0]}`?', stacklevel=_user_stacklevel())
+                          f'did you mean `{close}`?', stacklevel=_user_stacklevel())
+
+
+@lru_cache(maxsize=1024)
+def _close_event_name(name: str) -> str | None:
+    "The event name ``name`` is probably a misspelling of, or None."
+    close = difflib.get_close_matches(name, EVENTS + tuple(LEGACY_EVENT_NAMES), n=1, cutoff=0.85)
+    return close[0] if close else None
 
 
 def _user_stacklevel() -> int:
@@ -183,8 +208,8 @@ def _user_stacklevel() -> int:
     return level
 
 
-def _check_event_signature(cb: Any, label: str, name: str) -> None:
-    m = getattr(cb, name)
+def _check_event_signature(m: Any, label: str, name: str) -> None:
+    "Raise :class:`CallbackError` unless ``m``, a callback's method for event ``name``, can be called with no argument."
     if not callable(m):
         raise CallbackError(f'callback `{label}`: `{name}` must be a method taking no arguments, '
                             f'got {type(m).__name__}')
@@ -282,18 +307,23 @@ class DispatchTable(dict):
         if self.stale: return
         self.stale = True
         for event, entries in self.items():
-            entries[:] = [_RetiredEntry(m, event, listens) for m in entries]
+            if entries: entries[:] = [_RetiredEntry(m, event, listens) for m in entries]
 
 
 class _RetiredEntry:
     "An entry of a replaced dispatch table: calls its listener if that is still in the Learner's dispatch."
-    __slots__ = ('entry', 'event', 'listens', 'owners')
+    __slots__ = ('entry', 'event', 'listens')
 
     def __init__(self, entry: Callable, event: str, listens: Callable[[Any, str], bool]) -> None:
-        self.entry, self.event, self.listens, self.owners = entry, event, listens, listener_owners(entry)
+        self.entry, self.event, self.listens = entry, event, listens
+
+    @property
+    def owners(self) -> tuple:
+        "The callbacks behind the entry (see :func:`listener_owners`)."
+        return listener_owners(self.entry)
 
     def __call__(self) -> None:
-        if self.listens(self, self.event): self.entry()      # listener_owners(self): the owners noted here
+        if self.listens(self, self.event): self.entry()      # listener_owners(self): the entry's owners
 
     def __repr__(self) -> str: return f'retired({self.entry!r})'
 
@@ -329,7 +359,7 @@ def build_dispatch(cbs: Iterable) -> tuple[DispatchTable, DispatchTable]:
                 train[e].append(f); valid[e].append(f)
             continue
         if not cb.run: continue
-        for e in EVENTS:
+        for e in _defined_events(cb):
             m = event_method(cb, e)
             if m is None: continue
             if e not in INNER_LOOP_EVENTS or cb.run_train: train[e].append(m)

@@ -363,9 +363,9 @@ class Learner:
                 if not isinstance(e, CancelException): _annotate(e, m, event)
                 if first is None: first = e
         if event == 'after_fit':
-            for cb in self.cbs:
-                if not cb.run: object.__setattr__(cb, 'run', True)
-            self._callbacks_changed()
+            silenced = [cb for cb in self.cbs if not cb.run]
+            for cb in silenced: object.__setattr__(cb, 'run', True)
+            if silenced: self._callbacks_changed()     # the dispatch is otherwise as the fit left it
         if first is not None: raise first
 
     # ================================================================== the loop
