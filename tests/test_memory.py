@@ -68,7 +68,8 @@ def test_get_preds_streamed_to_a_folder_keeps_memory_flat(tmp_path):
     small = _peak_growth(learn, 12, tmp_path / 'a')
     large = _peak_growth(learn, 120, tmp_path / 'b')
     assert len(list((tmp_path / 'b').glob('*.pt'))) == 120
-    assert large < 20 and large < small + 12, (small, large)            # far below the 60 MiB of keeping them
+    # half of the 60 MiB of keeping them: the allocator's noise in a long test session was once 13 MiB here
+    assert large < 30 and large < small + 25, (small, large)
     kept = _peak_growth(learn, 60, None)                               # the probe sees memory that is kept
     assert kept > 20, kept
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 import sys
 from types import SimpleNamespace
 from typing import Any, Iterable, Iterator
@@ -117,7 +118,11 @@ def camel2snake(name: str) -> str:
 
 def class2attr(obj: Any, suffix: str) -> str:
     "The snake-case class name of ``obj`` with a trailing ``suffix`` removed (``'callback'`` if nothing is left)."
-    name = type(obj).__name__ if not isinstance(obj, type) else obj.__name__
+    return _attr_name(type(obj).__name__ if not isinstance(obj, type) else obj.__name__, suffix)
+
+
+@lru_cache(maxsize=1024)
+def _attr_name(name: str, suffix: str) -> str:         # callbacks' and metrics' ``name``, read in every add_cb/remove_cb
     if name.endswith(suffix): name = name[:-len(suffix)] or suffix.lower()
     return camel2snake(name)
 
