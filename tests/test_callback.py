@@ -140,20 +140,89 @@ def test_an_event_method_set_on_an_added_callback_is_heard_at_once_and_checked()
     assert 'before_batch' not in cb.__dict__
 
 
-def test_a_fit_leaves_the_dispatch_tables_alone_unless_it_switched_a_callback_off():
-    class SilencedOnce(Callback):
-        def after_batch(self): self.run = False
+def test_a_function_set_on_the_instance_is_its_callbacks_even_when_the_tables_change_mid_event():
+    heard = []
 
-    learn = quiet_learner()
-    tables = learn._train_cbs, learn._valid_cbs
+    class Adder(Callback):
+        order = -1
+        def after_batch(self): self.learn.add_cb(Callback())         # replaces the tables in the middle of the event
+
+    holder = Callback()
+    learn = quiet_learner(cbs=[Adder(), holder])
+    holder.after_batch = lambda: heard.append(learn.training)
     learn.fit(1)
+    assert heard == [True, False]
+
+
+def test_a_fastbook_name_set_on_the_instance_wins_over_the_class_and_warns():
+    heard = []
+
+    class Plain(Callback):
+        def before_validate(self): heard.append('class')
+
+    cb = Plain()
+    learn = quiet_learner(cbs=cb)
+    with pytest.warns(DeprecationWarning, match='callback `Plain`: the event name `begin_validate` is deprecated'):
+        cb.begin_validate = lambda: heard.append('instance')
+    learn.fit(1)
+    assert heard == ['instance']
+
+
+def test_a_run_hears_the_callbacks_as_they_are_when_it_starts():
+    heard = []
+
+    class Patched(Callback):
+        def before_validate(self): heard.append('old')
+
+    class Other(Callback):
+        def before_validate(self): heard.append('other')
+
+    class Spy(Callback):
+        def before_validate(self): heard.append('spy')
+
+    learn = quiet_learner(cbs=[Patched(), Spy()])
+    learn.fit(1)
+    Patched.before_validate = lambda self: heard.append('new')      # fastcore's @patch does this
+    learn.cbs.remove(learn.spy)                                     # a list changed behind add_cb/remove_cb
+    learn.fit(1)
+    learn.patched.__dict__['run'] = False                           # a flag written behind __setattr__
+    learn.validate()                                                # (and set back on by its after_fit)
+    learn.patched.__class__ = Other
     learn.validate()
-    assert learn._train_cbs is tables[0] and learn._valid_cbs is tables[1]
-    learn.add_cb(SilencedOnce())
+    assert heard == ['old', 'spy', 'new', 'other']
+
+
+def test_copies_loss_set_on_an_added_callback_takes_effect():
+    same = []
+
+    class Reader(Callback):
+        def after_loss(self):
+            if self.training: same.append(self.learn.loss is self.learn.loss_grad)
+        def after_batch(self): self.copies_loss = False                  # from the next batch on
+
+    quiet_learner(cbs=Reader(), n_trn=2).fit(1)
+    assert same == [False, True]
+
+
+def test_a_flag_that_cannot_be_dispatched_changes_nothing():
+    class A(Callback): pass
+
+    class B(Callback): run_after = A
+
+    learn = quiet_learner(cbs=[A(), B()])
     tables = learn._train_cbs, learn._valid_cbs
-    learn.fit(1)                                        # switched off in the fit, on again after it: new tables
-    assert learn._train_cbs is not tables[0] and learn.silenced_once.run
-    assert learn.silenced_once in [m.__self__ for m in learn._train_cbs['after_batch']]
+    with pytest.raises(CallbackError, match='run_before/run_after form a cycle between the callbacks A, B'):
+        learn.a.run_after = B
+    assert 'run_after' not in learn.a.__dict__ and learn.a.run_after is None
+    with pytest.raises(CallbackError, match="callback `A`: `order` must be a number, got 'late'"):
+        learn.a.order = 'late'
+    with pytest.raises(CallbackError, match="callback `A`: `run` must be True or False, got 0"):
+        learn.a.run = 0
+    assert (learn._train_cbs, learn._valid_cbs) == tables and not learn._train_cbs.stale
+    learn.b.run_valid = False
+    del learn.b.run_valid                                           # back to the class's value, heard at once
+    assert learn._valid_cbs is not tables[1] and not learn._valid_cbs.stale
+    learn.fit(1)
 
 
 def test_callbacks_removed_or_added_mid_event_take_effect_at_the_next_listener():

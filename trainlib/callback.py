@@ -23,6 +23,7 @@ __all__ = ['Callback', 'CallbackError', 'sort_callbacks', 'build_dispatch', 'val
 
 _CONTROL_ATTRS = frozenset(('run', 'run_train', 'run_valid', 'order', 'run_before', 'run_after'))
 _EVENT_NAMES = frozenset(EVENTS) | frozenset(LEGACY_EVENT_NAMES)
+_DISPATCH_ATTRS = _CONTROL_ATTRS | _EVENT_NAMES | {'copies_loss', '__class__'}   # setting one rebuilds the dispatch
 _V1_EVENT_HINTS = {'on_train_begin': 'before_fit', 'on_epoch_begin': 'before_epoch',
                    'on_batch_begin': 'before_batch', 'on_loss_begin': 'after_pred',
                    'on_backward_begin': 'after_loss', 'on_backward_end': 'after_backward',
@@ -41,9 +42,11 @@ class Callback:
     see :mod:`trainlib.events`), ``run_before``/``run_after`` (callback classes of either generation,
     or their names, this one must precede/follow), ``run`` (False silences the callback until the
     end of the fit), ``run_train``/``run_valid`` (whether batch-level events fire in each phase).
-    Setting one of these, or an event method, on an instance (``cb.after_batch = f``, ``f`` taking no
-    argument) takes effect at once; a method added to the class later is heard from the next change
-    of the Learner's callbacks (the dispatch is built then, not looked up on every event).
+    Setting one of these, ``copies_loss`` or an event method on an instance (``cb.after_batch = f``,
+    ``f`` taking no argument) is checked and heard from the next event; a value that cannot be
+    dispatched (a ``run_after`` cycle) raises and changes nothing. The dispatch is built then, and as
+    every run (fit, validate, get_preds) starts: a class patched, or a flag written into ``__dict__``,
+    since the last build is heard from there on (fastai looks methods up on every event).
     """
     order: float = 0
     learn = None
@@ -91,14 +94,27 @@ class Callback:
                 and not name.startswith('_') and _has_attr(learn, name):
             warnings.warn(f'You are shadowing an attribute ({name}) that exists in the learner. '
                           f'Use `self.learn.{name}` to avoid this', stacklevel=2)
-        if learn is not None and name in _EVENT_NAMES: _check_event_signature(value, _cb_label(self), name)
-        object.__setattr__(self, name, value)
-        if learn is not None and (name in _CONTROL_ATTRS or name in _EVENT_NAMES): learn._callbacks_changed()
+        if learn is None or name not in _DISPATCH_ATTRS:
+            object.__setattr__(self, name, value)
+            return
+        _check_attribute(self, name, value)
+        self._redispatch(name, lambda: object.__setattr__(self, name, value))
 
     def __delattr__(self, name: str) -> None:
-        object.__delattr__(self, name)
         learn = self.__dict__.get('learn')
-        if learn is not None and (name in _CONTROL_ATTRS or name in _EVENT_NAMES): learn._callbacks_changed()
+        if learn is None or name not in _DISPATCH_ATTRS: object.__delattr__(self, name)
+        else: self._redispatch(name, lambda: object.__delattr__(self, name))
+
+    def _redispatch(self, name: str, change: Callable[[], None]) -> None:
+        "Make ``change`` to attribute ``name`` and rebuild the Learner's dispatch; if that fails, undo the change."
+        missing = object()
+        before = self.__dict__.get(name, missing)
+        change()
+        try: self.learn._callbacks_changed()
+        except BaseException:
+            if before is not missing: object.__setattr__(self, name, before)
+            elif name in self.__dict__: object.__delattr__(self, name)
+            raise
 
     def __call__(self, event_name: str) -> Any:
         "Run the method for ``event_name`` if this callback listens to it now (fastai's semantics)."
@@ -130,10 +146,13 @@ def _has_attr(learn: Any, name: str) -> bool:
 
 
 def event_method(cb: Any, event: str) -> Callable | None:
-    "The bound method ``cb`` runs for ``event`` (its fastbook ``begin_*`` name too), or None."
-    for name in (event, _OLD_NAME.get(event)):
-        if name is None: continue
-        if name in cb.__dict__: return cb.__dict__[name]
+    """The bound method ``cb`` runs for ``event`` (its fastbook ``begin_*`` name too), or None. What is set
+    on the instance comes first, under either name, then what its class defines."""
+    names = (event,) if event not in _OLD_NAME else (event, _OLD_NAME[event])
+    own = cb.__dict__
+    for name in names:
+        if name in own: return own[name]
+    for name in names:
         if getattr(type(cb), name, None) is not None: return getattr(cb, name)
     return None
 
@@ -164,20 +183,14 @@ def validate_callback(cb: Any) -> None:
     """Check ``cb`` when it is added: event methods callable with no argument, a numeric ``order``,
     and warnings for deprecated and misspelt event names. Raises :class:`CallbackError`."""
     label = _cb_label(cb)
-    if not isinstance(getattr(cb, 'order', 0), (int, float)):
-        raise CallbackError(f'callback `{label}`: `order` must be a number, got {cb.order!r}')
-    for attr in ('run_train', 'run_valid', 'run'):
-        if not isinstance(getattr(cb, attr, True), bool):
-            raise CallbackError(f'callback `{label}`: `{attr}` must be True or False, got {getattr(cb, attr)!r}')
+    for attr in ('order', 'run_train', 'run_valid', 'run'):
+        if hasattr(cb, attr): _check_attribute(cb, attr, getattr(cb, attr), label)
     names = set(cb.__dict__) | {n for klass in type(cb).__mro__ if klass is not Callback and klass is not object
                                 for n in vars(klass)}
     for name in sorted(names):
         if name.startswith('_'): continue
-        if name in EVENTS or name in LEGACY_EVENT_NAMES:
-            _check_event_signature(getattr(cb, name), label, name)
-            if name in LEGACY_EVENT_NAMES:
-                warnings.warn(f'callback `{label}`: the event name `{name}` is deprecated, use '
-                              f'`{LEGACY_EVENT_NAMES[name]}`', DeprecationWarning, stacklevel=_user_stacklevel())
+        if name in _EVENT_NAMES:
+            _check_attribute(cb, name, getattr(cb, name), label)
             continue
         value = getattr(type(cb), name, cb.__dict__.get(name))
         if not callable(value) or isinstance(value, (type, property)): continue
@@ -197,6 +210,21 @@ def _close_event_name(name: str) -> str | None:
     "The event name ``name`` is probably a misspelling of, or None."
     close = difflib.get_close_matches(name, EVENTS + tuple(LEGACY_EVENT_NAMES), n=1, cutoff=0.85)
     return close[0] if close else None
+
+
+def _check_attribute(cb: Any, name: str, value: Any, label: str | None = None) -> None:
+    """Check ``value`` for ``cb.<name>`` (an event method, ``order``, a ``run*`` flag): :class:`CallbackError`
+    if it is wrong; a DeprecationWarning for a fastbook ``begin_*`` name."""
+    label = label or _cb_label(cb)
+    if name == 'order' and not isinstance(value, (int, float)):
+        raise CallbackError(f'callback `{label}`: `order` must be a number, got {value!r}')
+    if name in ('run', 'run_train', 'run_valid') and not isinstance(value, bool):
+        raise CallbackError(f'callback `{label}`: `{name}` must be True or False, got {value!r}')
+    if name in _EVENT_NAMES:
+        _check_event_signature(value, label, name)
+        if name in LEGACY_EVENT_NAMES:
+            warnings.warn(f'callback `{label}`: the event name `{name}` is deprecated, use '
+                          f'`{LEGACY_EVENT_NAMES[name]}`', DeprecationWarning, stacklevel=_user_stacklevel())
 
 
 def _user_stacklevel() -> int:
@@ -328,6 +356,15 @@ class _RetiredEntry:
     def __repr__(self) -> str: return f'retired({self.entry!r})'
 
 
+class _OwnedListener:
+    "An event method set on a callback's instance that is not bound to it (a function, another object's method)."
+    __slots__ = ('listener', 'owners')
+
+    def __init__(self, listener: Callable, cb: Any) -> None: self.listener, self.owners = listener, (cb,)
+    def __call__(self) -> Any: return self.listener()
+    def __repr__(self) -> str: return f'{self.listener!r} (set on {_cb_label(self.owners[0])})'
+
+
 listener_mergers: list[Callable[[str, list, 'DispatchTable'], list]] = []
 """Functions ``merge(event, listeners, table) -> listeners`` applied, in order, to each event's list of a new
 dispatch table. A bridge may replace a run of its adjacent listeners with one entry that calls them in
@@ -362,6 +399,8 @@ def build_dispatch(cbs: Iterable) -> tuple[DispatchTable, DispatchTable]:
         for e in _defined_events(cb):
             m = event_method(cb, e)
             if m is None: continue
+            if getattr(m, '__self__', None) is not cb and cb not in listener_owners(m):
+                m = _OwnedListener(m, cb)         # a function set on the instance, say
             if e not in INNER_LOOP_EVENTS or cb.run_train: train[e].append(m)
             if e not in INNER_LOOP_EVENTS or cb.run_valid: valid[e].append(m)
     for table in (train, valid):

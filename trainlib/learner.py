@@ -292,11 +292,13 @@ class Learner:
         finally: self.add_cbs(cbs)
 
     def _callbacks_changed(self) -> None:
-        "Rebuild the dispatch tables (called whenever the set of callbacks or their flags change)."
+        """Rebuild the dispatch tables: when the callbacks, their flags or event methods change, and as a run
+        starts (a class patched since then is heard). When the build fails, the tables in use stay."""
+        train, valid = build_dispatch(self.cbs)
         for old in (self._train_cbs, self._valid_cbs):
             if old is not None: old.retire(self._still_listens)
-        self._train_cbs, self._valid_cbs = build_dispatch(self.cbs)
-        for table in (self._train_cbs, self._valid_cbs):
+        self._train_cbs, self._valid_cbs = train, valid
+        for table in (train, valid):
             table.quiet = frozenset(lv for lv, evs in _LEVELS.items() if not any(map(table.get, evs)))
             table.copy_loss = any(getattr(cb, 'copies_loss', True) for e in ('after_loss', 'before_backward')
                                   for m in table[e] for cb in listener_owners(m) or (None,))
@@ -365,7 +367,7 @@ class Learner:
         if event == 'after_fit':
             silenced = [cb for cb in self.cbs if not cb.run]
             for cb in silenced: object.__setattr__(cb, 'run', True)
-            if silenced: self._callbacks_changed()     # the dispatch is otherwise as the fit left it
+            if silenced: self._callbacks_changed()     # (the next run rebuilds it anyway; events fired before then hear them)
         if first is not None: raise first
 
     # ================================================================== the loop
@@ -404,6 +406,7 @@ class Learner:
             self._run_fit()
 
     def _run_fit(self) -> None:
+        self._callbacks_changed()
         self._running += 1
         try: self._fit_with_events()
         finally: self._running -= 1
@@ -646,7 +649,8 @@ class Learner:
             stack.enter_context(self.no_logging())
             stack.enter_context(self.no_mbar())
             stack.enter_context(self.lock)
-            if cbs: stack.enter_context(self.added_cbs(cbs))
+            if cbs: stack.enter_context(self.added_cbs(cbs))          # (adding them rebuilds the dispatch)
+            elif not inner: self._callbacks_changed()
             if not inner: stack.enter_context(self)
             yield
 
