@@ -183,9 +183,9 @@ class Learner:
             return d[name]
         lazy = d.get('_lazy')
         if lazy and name in lazy:
-            value = self.__dict__[name] = lazy.pop(name)()
+            value = d[name] = lazy.pop(name)()
             return value
-        model = self.__dict__.get('model')
+        model = d.get('model')
         if model is None: raise AttributeError(name)
         try: return getattr(model, name)
         except AttributeError:
