@@ -98,6 +98,20 @@ def _loss_moved(d: dict, mark: tuple) -> bool:
     return now is not loss or (version is not None and now._version != version)
 
 
+def _run_listeners(table: DispatchTable, event: str) -> None:
+    "Run ``event``'s listeners in ``table``, in order; a failure gets a note naming the callback and the event."
+    methods = table[event]
+    if not methods: return
+    try:
+        # A callback switched off (run=False) or removed by an earlier one in this same event is skipped:
+        # the table is then retired, its entries guarded.
+        for m in methods: m()
+    except CancelException: raise
+    except BaseException as e:
+        _annotate(e, m, event)
+        raise
+
+
 def _owner(method: Any) -> Any:
     "The (first) callback behind a dispatch-table entry."
     owners = listener_owners(method)
@@ -345,16 +359,7 @@ class Learner:
         if table is None:
             d = self.__dict__
             table = d['_train_cbs'] if d['training'] else d['_valid_cbs']
-        methods = table[event]
-        if not methods: return
-        try:
-            # A callback switched off (run=False) or removed by an earlier one in this same event is skipped:
-            # the table is then retired, its entries guarded.
-            for m in methods: m()
-        except CancelException: raise
-        except BaseException as e:
-            _annotate(e, m, event)
-            raise
+        _run_listeners(table, event)
 
     def _fire_all(self, event: str) -> None:
         "Fire ``event`` to every listener even if some fail (cleanup events); then raise the first failure."
@@ -383,13 +388,12 @@ class Learner:
                 if table.stale: self._fire(after_cancel)
             if table.stale: self._fire(after)     # f added a listener: it hears the end
             return
-        fire = self._fire
         try:
-            fire(before, table)
+            _run_listeners(table, before)
             f()
         except ex:
-            fire(after_cancel, d['_train_cbs'] if d['training'] else d['_valid_cbs'])
-        fire(after, d['_train_cbs'] if d['training'] else d['_valid_cbs'])
+            _run_listeners(d['_train_cbs'] if d['training'] else d['_valid_cbs'], after_cancel)
+        _run_listeners(d['_train_cbs'] if d['training'] else d['_valid_cbs'], after)
 
     def fit(self, n_epoch: int, lr: Any = None, wd: float | None = None, cbs: Any = None,
             reset_opt: bool = False, start_epoch: int = 0) -> None:
@@ -488,9 +492,9 @@ class Learner:
         self.xb, self.yb = b[:n], b[n:]
 
     def _do_one_batch(self) -> None:
-        d, fire = self.__dict__, self._fire    # the loop's state (plain attributes), read without the Learner's __getattr__
+        d = self.__dict__    # the loop's state (plain attributes), read without the Learner's __getattr__
         self.pred = d['model'](*d['xb'])
-        fire('after_pred', d['_train_cbs'] if d['training'] else d['_valid_cbs'])
+        _run_listeners(d['_train_cbs'] if d['training'] else d['_valid_cbs'], 'after_pred')
         cbs = d['_train_cbs'] if d['training'] else d['_valid_cbs']
         if len(d['yb']):
             loss = d['loss_func'](d['pred'], *d['yb'])
@@ -500,7 +504,7 @@ class Learner:
         if cbs['after_loss']:
             # Fired only when someone listens; in training a change of learn.loss (new or in place) is back-propagated.
             mark = _loss_mark(d) if d['training'] else None
-            fire('after_loss', cbs)
+            _run_listeners(cbs, 'after_loss')
             if mark is not None and 'loss' in d and _loss_moved(d, mark): self._loss_changed(mark[2])
         if not d['training'] or not len(d['yb']):
             if d['_loss_pending'] is not None: _fill_loss(d, copy=False)
