@@ -562,9 +562,12 @@ def test_a_loss_set_in_after_loss_without_reading_either_one():
     assert not moved_grad and not moved_loss
 
 
+@pytest.mark.parametrize('copies', [True, False])
 @pytest.mark.parametrize('change', ['replace', 'in_place'])
-def test_a_loss_changed_in_after_loss_is_the_one_back_propagated(change):
+def test_a_loss_changed_in_after_loss_is_the_one_back_propagated(change, copies):
+    # without a copy (copies_loss=False) learn.loss is loss_grad itself: changed in place, it is what backward sees
     class ZeroLoss(Callback):
+        copies_loss = copies
         def after_loss(self):
             if not self.training: return
             if change == 'replace': self.learn.loss = self.loss * 0

@@ -84,18 +84,18 @@ def _clone_as_computed(loss: torch.Tensor) -> torch.Tensor:
 
 
 def _loss_mark(d: dict) -> tuple:
-    "``(learn.loss, its version, learn.loss_grad)`` before after_loss; learn.loss is ``_UNREAD`` while its copy waits."
-    if d['_loss_pending'] is not None: return _UNREAD, None, d['_loss_pending']
-    loss = d['loss']
-    return loss, (loss._version if isinstance(loss, torch.Tensor) else None), d['loss_grad']
+    "``(learn.loss, learn.loss_grad)`` before after_loss; learn.loss is ``_UNREAD`` while its copy waits."
+    if d['_loss_pending'] is not None: return _UNREAD, d['_loss_pending']
+    return d['loss'], d['loss_grad']
 
 
 def _loss_moved(d: dict, mark: tuple) -> bool:
-    "Has a callback replaced or modified ``learn.loss`` since ``mark`` (a :func:`_loss_mark`)?"
-    loss, version, _ = mark
-    if loss is _UNREAD: loss, version = d['_loss_copy'] or (None, None)
-    now = d['loss']
-    return now is not loss or (version is not None and now._version != version)
+    """Has a callback replaced ``learn.loss`` since ``mark`` (a :func:`_loss_mark`), or changed in place the copy
+    made meanwhile? (Not a copy, learn.loss is loss_grad itself: a change in place is back-propagated anyway.)"""
+    loss, now = mark[0], d['loss']
+    if loss is not _UNREAD: return now is not loss
+    copy, version = d['_loss_copy'] or (None, None)
+    return now is not copy or (version is not None and now._version != version)
 
 
 def _run_listeners(table: DispatchTable, event: str) -> None:
@@ -505,7 +505,7 @@ class Learner:
             # Fired only when someone listens; in training a change of learn.loss (new or in place) is back-propagated.
             mark = _loss_mark(d) if d['training'] else None
             _run_listeners(cbs, 'after_loss')
-            if mark is not None and 'loss' in d and _loss_moved(d, mark): self._loss_changed(mark[2])
+            if mark is not None and 'loss' in d and _loss_moved(d, mark): self._loss_changed(mark[1])
         if not d['training'] or not len(d['yb']):
             if d['_loss_pending'] is not None: _fill_loss(d, copy=False)
             return
