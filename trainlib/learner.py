@@ -354,12 +354,10 @@ class Learner:
         if event_name == 'after_fit': self._fire_all('after_fit')
         else: self._fire(event_name)
 
-    def _fire(self, event: str, table: DispatchTable | None = None) -> None:
-        "Run ``event``'s listeners, from ``table`` (default: the current phase's table)."
-        if table is None:
-            d = self.__dict__
-            table = d['_train_cbs'] if d['training'] else d['_valid_cbs']
-        _run_listeners(table, event)
+    def _fire(self, event: str) -> None:
+        "Run ``event``'s listeners in the current phase's dispatch table."
+        d = self.__dict__
+        _run_listeners(d['_train_cbs'] if d['training'] else d['_valid_cbs'], event)
 
     def _fire_all(self, event: str) -> None:
         "Fire ``event`` to every listener even if some fail (cleanup events); then raise the first failure."
