@@ -691,6 +691,17 @@ def test_save_and_load_weights_and_optimizer_state():
     assert torch.equal(learn.opt.state_dict()['state'][0]['momentum_buffer'], momentum)
 
 
+def test_checkpoints_in_sub_folders_of_model_dir_stay_apart():
+    learn = quiet_learner()
+    a = learn.save('run_a/best')
+    first = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    learn.fit(1, lr=0.1)
+    b = learn.save(Path('run_b') / 'best.pth')
+    assert (a, b) == (Path('models/run_a/best.pth'), Path('models/run_b/best.pth'))
+    learn.load('run_a/best')
+    assert all(torch.equal(v, first[k]) for k, v in learn.model.state_dict().items())
+
+
 def test_load_without_optimizer_state_warns():
     learn = quiet_learner()
     learn.save('bare', with_opt=False)
