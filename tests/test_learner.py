@@ -402,6 +402,38 @@ def test_keyboard_interrupt_also_runs_after_fit():
     assert seen == [1]
 
 
+@pytest.mark.parametrize('event', ['before_fit', 'before_epoch', 'before_batch', 'after_epoch'])
+@pytest.mark.parametrize('run', ['validate', 'get_preds'])
+def test_an_evaluation_run_also_runs_after_fit_when_it_fails(run, event):
+    seen = []
+    boom = Boom(event)
+    learn = quiet_learner(cbs=[boom, Callback(after_fit=lambda cb: seen.append(cb.learn.exception))])
+    with pytest.raises(RuntimeError) as info:
+        getattr(learn, run)()
+    assert info.value is boom.error and seen == [boom.error]
+    assert learn.exception is None and learn._running == 0
+
+
+def test_an_evaluation_run_raises_its_own_error_when_after_epoch_also_fails():
+    seen = []
+    first = Boom('after_batch')
+    learn = quiet_learner(cbs=[first, Boom('after_epoch'), Callback(after_fit=lambda cb: seen.append(cb.learn.exception))])
+    with pytest.raises(RuntimeError) as info:
+        learn.validate()
+    assert info.value is first.error and seen == [first.error]
+    assert info.value.__notes__[-1] == 'after_epoch also failed: RuntimeError: boom'
+
+
+def test_an_interrupted_get_preds_runs_after_fit():
+    seen = []
+
+    def interrupt(cb): raise KeyboardInterrupt
+    learn = quiet_learner(cbs=[Callback(before_epoch=interrupt), Callback(after_fit=lambda cb: seen.append(1))])
+    with pytest.raises(KeyboardInterrupt):
+        learn.get_preds()
+    assert seen == [1] and learn._running == 0
+
+
 # ------------------------------------------------------------------ changing the loss
 def first_grad(after_loss):
     "``(a, a.grad)`` in the first training batch of a seeded Learner, with ``after_loss`` run at after_loss."
@@ -693,6 +725,7 @@ def test_save_and_load_weights_and_optimizer_state():
 
 def test_checkpoints_in_sub_folders_of_model_dir_stay_apart():
     learn = quiet_learner()
+    learn.fit(1, lr=0.1)
     a = learn.save('run_a/best')
     first = {k: v.clone() for k, v in learn.model.state_dict().items()}
     learn.fit(1, lr=0.1)

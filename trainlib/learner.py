@@ -427,12 +427,14 @@ class Learner:
         try: self._fire_all('after_fit')
         finally: self._end_cleanup()
 
-    def _after_fit_on_failure(self, exc: BaseException) -> None:
-        "Run ``after_fit`` with ``learn.exception`` set, keeping ``exc`` as the error that propagates."
+    def _after_fit_on_failure(self, exc: BaseException, events: tuple = ('after_fit',)) -> None:
+        "Run ``events`` (cleanup) with ``learn.exception`` set, keeping ``exc`` as the error that propagates."
         self.exception = exc
-        try: self._fire_all('after_fit')
-        except BaseException as later:
-            if later is not exc: add_note(exc, f'after_fit also failed: {type(later).__name__}: {later}')
+        try:
+            for event in events:
+                try: self._fire_all(event)
+                except BaseException as later:
+                    if later is not exc: add_note(exc, f'{event} also failed: {type(later).__name__}: {later}')
         finally: self.exception = None
 
     def _do_fit(self) -> None:
@@ -612,21 +614,26 @@ class Learner:
             with replacing_yield(self, 'loss_func', partial(self.loss_func, reduction='none')): yield
 
     def __enter__(self) -> 'Learner':
+        "Open an evaluation run: ``before_fit``, ``before_epoch`` (``after_fit`` still runs if they fail)."
         self._running += 1
         try: self._fire('before_fit'); self._fire('before_epoch')
-        except BaseException:
-            self._running -= 1
+        except BaseException as exc:
+            try: self._after_fit_on_failure(exc)
+            finally: self._running -= 1
             raise
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc is not None: self.exception = exc
+        "Close it: ``after_epoch``, then ``after_fit`` always; the run's own error, if any, is the one raised."
         try:
-            self._fire_all('after_epoch')
-            self._fire_all('after_fit')
-        finally:
-            self.exception = None
-            self._running -= 1
+            if exc is not None: self._after_fit_on_failure(exc, ('after_epoch', 'after_fit'))
+            else:
+                try: self._fire_all('after_epoch')
+                except BaseException as later:
+                    self._after_fit_on_failure(later)
+                    raise
+                self._fire_all('after_fit')
+        finally: self._running -= 1
 
     @contextmanager
     def _nested_pass(self) -> Iterator[None]:
