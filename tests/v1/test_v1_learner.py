@@ -9,6 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from trainlib import CallbackError
 from trainlib.v1 import (BasicLearner, Callback, DataBunch, DatasetType, Learner, LearnerCallback, Recorder, accuracy,
                          fit)
 
@@ -165,6 +166,39 @@ def test_learner_callback_registration_and_callback_fns():
     assert learn.recorder.learn is learn
     copy = pickle.loads(pickle.dumps(learn.count_batches))
     assert copy.n == 4 and copy.learn is None
+
+
+def test_a_v1_method_without_kwargs_is_refused_when_the_callback_is_given():
+    class Forgetful(Callback):
+        def on_epoch_end(self, epoch): pass
+    expected = ('callback `Forgetful`: event method `on_epoch_end(epoch)` cannot be called as a fastai-1 event, which '
+                'passes the whole state as keyword arguments: expected `def on_epoch_end(self, epoch, **kwargs)`')
+    with pytest.raises(CallbackError) as info:
+        learner(callbacks=[Forgetful()])
+    assert str(info.value) == expected
+    class Count(Callback):
+        n = 0
+        def on_batch_end(self, **kwargs): self.n += 1
+    counter = Count()
+    learn = learner(callbacks=[counter])
+    with pytest.raises(CallbackError, match='Forgetful'):
+        learn.fit(1, callbacks=[Forgetful()])
+    learn.callback_fns.append(lambda learn: Forgetful())
+    with pytest.raises(CallbackError, match='Forgetful'):
+        learn.fit(1)                                # made by callback_fns at fit: checked before the first batch
+    assert counter.n == 0
+
+
+def test_a_misspelt_v1_event_method_is_warned_about_once():
+    class Typo(Callback):
+        def on_epoch_ends(self, **kwargs): pass
+    with pytest.warns(UserWarning) as record:
+        learn = learner(callbacks=[Typo()])
+        learn.fit(1)
+    assert [str(w.message) for w in record] == [
+        'callback `Typo` defines `on_epoch_ends`, which is not a fastai-1 event and will never be called; '
+        'did you mean `on_epoch_end`?']
+    assert record[0].filename == __file__
 
 
 def test_dataclass_learner_callback_works_but_is_not_registered():

@@ -73,6 +73,15 @@ def test_value_that_fits_no_rule_is_an_error(ev, val, expected, tmp_path):
     assert cb.ends == [info.value]
 
 
+def test_a_loss_in_a_state_update_must_be_a_tensor(tmp_path):
+    cb = Ret('backward_begin', {'last_loss': 0.5})
+    with pytest.raises(V1ReturnError) as info:
+        fit_with(cb, tmp_path)
+    assert str(info.value) == ('`Ret.on_backward_begin` returned last_loss = float 0.5: expected the loss to '
+                               'back-propagate (a tensor)')
+    assert info.value.__notes__ == ['Exception occurred in `Ret` when calling event `on_backward_begin`']
+
+
 def test_learner_callback_initialising_in_on_epoch_begin_fails_in_get_preds(tmp_path):
     class InitInEpochBegin(LearnerCallback):
         def on_epoch_begin(self, **kwargs): self.n = 0
@@ -90,9 +99,10 @@ def test_keyboard_interrupt_reaches_on_train_end_as_false(tmp_path):
         def on_batch_end(self, **kwargs): raise KeyboardInterrupt
     cb = Ret('epoch_begin', None)
     sc.PATH[0] = tmp_path
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as info:
         sc.learner().fit(1, callbacks=[Interrupt(), cb])
     assert cb.ends == [False]
+    assert info.value.__notes__ == ['Exception occurred in `Interrupt` when calling event `on_batch_end`']
 
 
 # ---------------------------------------------------------------- the rule, event by event (standalone handler)

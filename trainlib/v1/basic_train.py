@@ -37,8 +37,8 @@ from ..utils import camel2snake, noop, slice_values, to_detach, to_device
 from .basic_data import DataBunch, DatasetType
 from . import persist as _persist
 from .persist import load_learner
-from .bridge import V1Bar, made_class, make_callback, run_v1
-from .callback import Callback, CallbackHandler, weighted_loss_mean
+from .bridge import V1Bar, is_v2_callback, made_class, make_callback, run_v1
+from .callback import Callback, CallbackHandler, check_v1_callback, weighted_loss_mean
 from .core import defaults, first_el, is_listy, listify
 from .torch_core import AdamW, NoneReduceOnCPU, bn_types, flatten_model, requires_grad, split_model
 
@@ -218,6 +218,8 @@ class Learner(_V1Learner):
         if device is not None: model.to(device)
         self.layer_groups = list(layer_groups) if layer_groups else [nn.Sequential(*flatten_model(model))]
         self.callbacks = list(listify(callbacks)) + list(listify(defaults.extra_callbacks))
+        for cb in self.callbacks:
+            if not is_v2_callback(cb): check_v1_callback(cb)
         self.callback_fns = [partial(Recorder, add_time=self.add_time, silent=self.silent)] + list(listify(callback_fns))
 
     @property

@@ -64,7 +64,7 @@ from ..events import (CancelBackwardException, CancelFitException, CancelStepExc
 from ..progress import format_row
 from ..recorder import Recorder as CoreRecorder
 from ..utils import camel2snake, listify, tuplify
-from .callback import (Callback, CallbackHandler, call_plan, is_v1_callback, note_failure, overridden_events,
+from .callback import (Callback, CallbackHandler, call_plan, check_v1_callback, is_v1_callback, note_failure, overridden_events,
                        weighted_loss_mean)
 from .core import first_el
 from .torch_core import add_metrics
@@ -595,6 +595,7 @@ class V1Adapter(CoreCallback):
     copies_loss = False      # a change made to last_loss in place is the recorded loss too, as in fastai 1
 
     def __init__(self, cb: Any) -> None:
+        check_v1_callback(cb)
         d = self.__dict__
         d['cb'] = d['__wrapped__'] = cb
         d['order'], d['_learn'], d['_driver'], d['_cell'] = v1_core_order(cb), None, None, [None]
@@ -694,7 +695,7 @@ class V1Listeners:
                 elif names is None: ret = func(cb, **handler._all_kwargs())
                 else: ret = func(cb)
                 if ret is not None: handler._apply(cb, ev, ret)
-        except Exception as e:
+        except BaseException as e:
             if cb is not None: note_failure(e, cb, ev)
             raise
 

@@ -32,9 +32,11 @@ in a traceback): it sees a smaller ``kwargs`` dict.
 """
 from __future__ import annotations
 
+import difflib
 import dis
-from array import array
 import inspect
+import warnings
+from array import array
 from collections.abc import Mapping
 from types import CodeType, FunctionType, MethodType
 from typing import Any, Callable, Collection
@@ -42,6 +44,7 @@ from typing import Any, Callable, Collection
 import numpy as np
 import torch
 
+from ..callback import CallbackError, _user_stacklevel
 from ..events import CancelException
 from ..metrics import ValueSlots, func_name
 from ..schedule import annealing_cos, annealing_exp, annealing_linear, annealing_no, annealing_poly
@@ -50,7 +53,7 @@ from .core import first_el, is_listy, listify
 from .torch_core import add_metrics
 
 __all__ = ['Callback', 'CallbackList', 'CallbackHandler', 'SmoothenValue', 'AverageMetric', 'V1ReturnError', 'V1StateKeyError',
-           'V1_EVENTS', 'overridden_events', 'call_plan', 'weighted_loss_mean', 'is_v1_callback', 'Scheduler', 'Stepper', 'annealing_no',
+           'V1_EVENTS', 'overridden_events', 'check_v1_callback', 'call_plan', 'weighted_loss_mean', 'is_v1_callback', 'Scheduler', 'Stepper', 'annealing_no',
            'annealing_linear', 'annealing_exp', 'annealing_cos', 'annealing_poly']
 
 V1_EVENTS = ('train_begin', 'epoch_begin', 'batch_begin', 'loss_begin', 'backward_begin', 'backward_end',
@@ -326,6 +329,33 @@ class AverageMetric(Callback):
         return add_metrics(last_metrics, self.val / self.count)
 
 
+def check_v1_callback(cb: Any) -> None:
+    """Check a v1 callback when it is added: every ``on_<event>`` it overrides takes the state as keyword
+    arguments (:class:`~trainlib.callback.CallbackError` if not); a warning for a misspelt event name."""
+    label = _cb_name(cb)
+    for ev in overridden_events(cb):
+        method = getattr(cb, _METHOD[ev])
+        if not callable(method):
+            raise CallbackError(f'callback `{label}`: `on_{ev}` must be a method, got {type(method).__name__}')
+        try: sig = inspect.signature(method)
+        except (TypeError, ValueError): continue
+        if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+            named = ''.join(f'{p}, ' for p in sig.parameters.values())
+            raise CallbackError(f'callback `{label}`: event method `on_{ev}{sig}` cannot be called as a fastai-1 '
+                                f'event, which passes the whole state as keyword arguments: expected '
+                                f'`def on_{ev}(self, {named}**kwargs)`')
+    names = set(getattr(cb, '__dict__', ())) | {n for klass in type(cb).__mro__ if klass not in (Callback, object)
+                                                for n in vars(klass)}
+    for name in sorted(names - _V1_METHOD_NAMES):
+        if name.startswith('_'): continue
+        close = difflib.get_close_matches(name, _V1_METHOD_NAMES, n=1, cutoff=0.85)
+        value = getattr(type(cb), name, getattr(cb, '__dict__', {}).get(name))
+        if close and callable(value) and not isinstance(value, (type, property)) and (type(cb), name) not in _WARNED:
+            _WARNED.add((type(cb), name))       # once per class (a callback is checked at construction and at fit)
+            warnings.warn(f'callback `{label}` defines `{name}`, which is not a fastai-1 event and will never be '
+                          f'called; did you mean `{close[0]}`?', stacklevel=_user_stacklevel())
+
+
 def _cb_name(cb: Any) -> str:
     return f'AverageMetric({cb.name})' if isinstance(cb, AverageMetric) else type(cb).__name__
 
@@ -350,6 +380,8 @@ def _any(v: Any) -> bool:
 _FLAG_OF = {'backward_end': 'skip_step', 'step_end': 'skip_zero', 'batch_end': 'stop_epoch',
             'epoch_end': 'stop_training'}
 _METHOD = {ev: f'on_{ev}' for ev in V1_EVENTS}
+_V1_METHOD_NAMES = frozenset(_METHOD.values())
+_WARNED: set = set()    # (class, misspelt name) already warned about
 _IGNORED = frozenset(('train_begin', 'epoch_begin', 'train_end'))
 _NO_KWARGS: dict = {}     # an event without extra kwargs (never written)
 
@@ -404,7 +436,7 @@ class CallbackHandler:
                     known = self._plans[func] = (func.__code__, call_plan(method))
                 names = known[1]
             else: names = call_plan(method)
-        except Exception as e:
+        except BaseException as e:
             note_failure(e, cb, event)
             raise
         self._invoke(cb, event, method, names)
@@ -416,7 +448,7 @@ class CallbackHandler:
             elif names: ret = method(**self._pick(names))
             else: ret = method()
             if ret is not None: self._apply(cb, event, ret)
-        except Exception as e:
+        except BaseException as e:
             note_failure(e, cb, event)
             raise
 
@@ -441,6 +473,9 @@ class CallbackHandler:
                     raise V1StateKeyError(f"{k} isn't a valid key in the state of the callbacks. (returned by "
                                           f"`{_cb_name(cb)}.on_{event}`; the keys at this point are: "
                                           f"{', '.join(sorted(state))})")
+                if k == 'last_loss' and event == 'backward_begin' and not isinstance(v, torch.Tensor):
+                    raise V1ReturnError(f'`{_cb_name(cb)}.on_backward_begin` returned last_loss = {type(v).__name__} '
+                                        f'{_short(v)}: expected the loss to back-propagate (a tensor)')
                 state[k] = v
             return
         if event in _IGNORED: return
