@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from trainlib import CallbackError
 from trainlib.v1 import (BasicLearner, Callback, DataBunch, DatasetType, Learner, LearnerCallback, Recorder, accuracy,
                          fit)
+from trainlib.v1.basic_train import loss_func2activ
 
 
 def data(n_train=32, n_valid=16, bs=8, **kwargs):
@@ -30,6 +31,73 @@ def learner(**kwargs):
     kw = dict(loss_func=nn.CrossEntropyLoss(), silent=True)
     kw.update(kwargs)
     return Learner(data(), model(), **kw)
+
+
+# ---------------------------------------------------------------- batches of several inputs or targets
+class PairItems(torch.utils.data.Dataset):
+    "Items ``((a, b), y)`` (two inputs, as fastai 1's tabular data) or ``(x, (y1, y2))`` (two targets)."
+    def __init__(self, n, seed, two_targets):
+        g = torch.Generator().manual_seed(seed)
+        self.two_targets = two_targets
+        if two_targets:
+            self.x = torch.randn(n, 4, generator=g)
+            self.y1, self.y2 = (self.x[:, 0] > 0).long(), self.x[:, 1].clone()
+        else:
+            self.a, self.b = torch.randn(n, 3, generator=g), torch.randn(n, 2, generator=g)
+            self.y = (self.a[:, 0] > 0).long()
+    def __len__(self): return len(self.x if self.two_targets else self.a)
+    def __getitem__(self, i):
+        return (self.x[i], (self.y1[i], self.y2[i])) if self.two_targets else ((self.a[i], self.b[i]), self.y[i])
+
+
+class TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__(); torch.manual_seed(0); self.l = nn.Linear(5, 2)
+    def forward(self, a, b): return self.l(torch.cat([a, b], 1))
+
+
+def two_target_loss(out, y1, y2): return F.cross_entropy(out[:, :2], y1) + F.mse_loss(out[:, 2], y2)
+def two_target_acc(out, y1, y2): return (out[:, :2].argmax(-1) == y1).float().mean()
+
+
+@pytest.mark.parametrize('two_targets', [False, True])
+def test_batches_of_several_inputs_or_targets_are_passed_as_in_fastai_1(two_targets, tmp_path):
+    # Figures from fastai 1.0.61 running this same case (scratch script of the 12-08 review, bug_multi_*.py).
+    seen = []
+    class Spy(Callback):
+        def on_batch_begin(self, last_input, last_target, train, **kwargs):
+            if train: seen.append((last_input, last_target))
+    data = DataBunch.create(PairItems(16, 0, two_targets), PairItems(12, 1, two_targets), bs=8, device='cpu',
+                            path=tmp_path)
+    if two_targets:
+        torch.manual_seed(0)
+        learn = Learner(data, nn.Linear(4, 3), loss_func=two_target_loss, metrics=[two_target_acc], callbacks=[Spy()],
+                        add_time=False, silent=True)
+    else:
+        learn = Learner(data, TwoInputs(), loss_func=nn.CrossEntropyLoss(), metrics=[accuracy], callbacks=[Spy()],
+                        add_time=False, silent=True)
+    torch.manual_seed(1)
+    learn.fit(1, 1e-2)
+    inputs, targets = seen[0]
+    if two_targets: assert isinstance(targets, list) and len(targets) == 2 and torch.is_tensor(inputs)
+    else: assert isinstance(inputs, list) and [t.shape for t in inputs] == [(8, 3), (8, 2)]
+    val_loss, metric = (1.27427, 0.41667) if two_targets else (0.69466, 0.5)
+    assert learn.recorder.val_losses[0] == pytest.approx(val_loss, abs=1e-5)
+    assert float(learn.recorder.metrics[0][0]) == pytest.approx(metric, abs=1e-5)
+    assert learn.validate()[0] == pytest.approx(val_loss, abs=1e-5)
+    preds, _ = learn.get_preds()
+    assert preds.shape == (12, 3 if two_targets else 2)
+
+
+@pytest.mark.parametrize('loss_func, activ', [
+    (nn.CrossEntropyLoss(), lambda o: o.softmax(-1)), (F.cross_entropy, lambda o: o.softmax(-1)),
+    (nn.NLLLoss(), torch.exp), (F.nll_loss, torch.exp), (nn.PoissonNLLLoss(), torch.exp), (F.poisson_nll_loss, torch.exp),
+    (nn.KLDivLoss(), torch.exp), (F.kl_div, torch.exp),
+    (nn.BCEWithLogitsLoss(), torch.sigmoid), (F.binary_cross_entropy_with_logits, torch.sigmoid),
+    (nn.MSELoss(), lambda o: o)])
+def test_predictions_get_the_activation_fastai_1_gives_the_loss(loss_func, activ):
+    out = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(loss_func2activ(loss_func)(out), activ(out))
 
 
 # ---------------------------------------------------------------- DataBunch

@@ -47,8 +47,8 @@ __all__ = ['Learner', 'BasicLearner', 'LearnerCallback', 'Recorder', 'RecordOnCP
 
 # ====================================================================== model helpers
 _KINDS = {'cross_entropy_loss': 'softmax', 'cross_entropy': 'softmax', 'nll_loss': 'log_softmax',
-          'n_l_l_loss': 'log_softmax', 'poisson_nll_loss': 'exp', 'poisson_n_l_l_loss': 'exp', 'kl_div': 'exp',
-          'k_l_div_loss': 'exp', 'b_c_e_with_logits_loss': 'sigmoid', 'binary_cross_entropy_with_logits': 'sigmoid'}
+          'poisson_nll_loss': 'exp', 'kl_div': 'exp', 'kl_div_loss': 'exp', 'bce_with_logits_loss': 'sigmoid',
+          'binary_cross_entropy_with_logits': 'sigmoid'}
 
 
 def _loss_kind(loss_func: Any) -> str:
@@ -169,6 +169,15 @@ class _V1Learner(CoreLearner):
     def _v1_setup(self) -> None:
         self.add_cb(TrainEvalCallback())
         self.logger = noop              # the v1 Recorder prints the table; v2 loggers (CSVLogger) get its rows here
+
+    def _split(self, b: Any) -> None:
+        """fastai 1's batches are ``(x, y)`` pairs, ``x`` a list when the model takes several inputs and ``y`` when
+        the loss takes several targets: ``model(*xb)``, ``loss_func(out, *yb)``. Loaders with ``n_inp`` split by it."""
+        if getattr(self.__dict__['dls'], 'n_inp', None) is None and isinstance(b, (list, tuple)) and len(b) == 2:
+            x, y = b
+            self.xb = tuple(x) if isinstance(x, (list, tuple)) else (x,)
+            self.yb = tuple(y) if isinstance(y, (list, tuple)) else (y,)
+        else: super()._split(b)
 
     @property
     def data(self) -> Any:
