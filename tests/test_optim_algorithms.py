@@ -36,7 +36,7 @@ def _run(make, n_steps=20):
     ps = [torch.tensor(v, requires_grad=True) for v in GOLDEN['init']]
     opt = make([ps[:2], ps[2:]])
     for p in (ps[1], ps[3]): opt.state[p]['do_wd'] = False
-    hypers = opt.hypers
+    hypers = [dict(h) for h in opt.hypers]       # the defaults, before step 10 changes them
     for t in range(n_steps):
         if t == 10: opt.set_hypers(lr=[0.02, 0.05], mom=0.8)
         for i, p in enumerate(ps):

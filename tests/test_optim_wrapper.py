@@ -1,6 +1,7 @@
 """The fastai-2 face of OptimWrapper: names, per-group values, freezing, weight decay and its exemptions,
 state dicts. The numbers of each algorithm are in test_optim_algorithms.py, the v1 face in test_optim_v1_face.py."""
 import copy
+import random
 import warnings
 from functools import partial
 
@@ -202,3 +203,30 @@ def test_freeze_needs_several_groups():
     opt = Adam([nn.Linear(2, 2).weight])
     with pytest.raises(ValueError, match='freeze: the optimizer has a single parameter group'):
         opt.freeze()
+
+
+def test_writing_through_hypers_sets_the_hyper_parameter_the_step_uses():
+    # fastai 2.8.12 on this case (synth_learner, seed 0, n_trn=2, SGD mom 0.9): lrs [0.05, 0.05],
+    # parameters [0.337793, 0.603527] (scratch script of the 12-08 review, repro_hypers_mutation.py).
+    from trainlib import Callback
+    from trainlib.testing import synth_learner
+    torch.manual_seed(0); random.seed(0); np.random.seed(0)
+    learn = synth_learner(n_trn=2)
+    learn.remove_cb(ProgressCallback)
+    learn.logger = noop
+    learn.create_opt()
+    learn.opt.hypers[-1]['lr'] = 0.5
+    assert learn.opt.hypers[-1]['lr'] == 0.5 == learn.opt.get_hyper('lr')
+    learn.add_cb(Callback(before_step=lambda cb: cb.opt.hypers[0].__setitem__('lr', 0.05)))
+    learn.fit(1, lr=0.01)
+    assert learn.recorder.lrs == [0.05, 0.05]
+    assert [round(p.item(), 6) for p in learn.model.parameters()] == [0.337793, 0.603527]
+
+
+def test_a_hypers_mapping_adds_a_new_name_to_its_group_only_and_refuses_deletion():
+    opt = OptimWrapper([[nn.Parameter(torch.ones(1))], [nn.Parameter(torch.ones(1))]], opt=torch.optim.SGD, lr=0.1)
+    opt.hypers[1]['beta'] = 0.5
+    assert 'beta' in opt.hypers[1] and 'beta' not in opt.hypers[0]
+    assert dict(opt.hypers[0]) == {k: v for k, v in opt.hypers[1].items() if k != 'beta'}
+    with pytest.raises(TypeError, match=r"opt.hypers\[0\]: hyper-parameter 'lr' cannot be deleted"):
+        del opt.hypers[0]['lr']

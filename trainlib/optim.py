@@ -55,6 +55,7 @@ import inspect
 import warnings
 from collections import defaultdict
 from operator import is_, itemgetter
+from collections.abc import Iterator, MutableMapping
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -65,7 +66,7 @@ from torch.optim import optimizer as _torch_optimizer
 from .optimizers import LambOptimizer, LookaheadOptimizer, QHAdamOptimizer, RAdamOptimizer, RMSPropOptimizer
 from .utils import is_listy, slice_values
 
-__all__ = ['OptimWrapper', 'HyperLengthError', 'Adam', 'AdamW', 'SGD', 'RMSProp', 'RAdam', 'QHAdam', 'Lamb',
+__all__ = ['OptimWrapper', 'HyperGroup', 'HyperLengthError', 'Adam', 'AdamW', 'SGD', 'RMSProp', 'RAdam', 'QHAdam', 'Lamb',
            'Lookahead', 'ranger', 'pytorch_hp_map', 'params_groups', 'split_no_wd_params']
 
 pytorch_hp_map = {'momentum': 'mom', 'weight_decay': 'wd', 'alpha': 'sqr_mom', 'betas__0': 'mom',
@@ -429,16 +430,17 @@ class OptimWrapper:
         return plan
 
     @property
-    def hypers(self) -> list[dict]:
-        "One dict of fastai-named hyper-parameters per group (a snapshot, not a view)."
-        groups, out = self._groups(), []
-        for i in self._main:
-            g, h = groups[i], {}
-            for k, name in self._plan(g):
-                if isinstance(name, tuple): h.update(zip(name, g[k]))
-                else: h[name] = g[k]
-            out.append(h)
-        return out
+    def hypers(self) -> list[HyperGroup]:
+        "One live mapping of fastai-named hyper-parameters per group: ``opt.hypers[-1]['lr'] = 0.1`` sets it."
+        return [HyperGroup(self, i) for i in range(self.n_groups)]
+
+    def _hyper_values(self, group: int) -> dict:
+        "Group ``group``'s hyper-parameters under fastai's names, as a plain dict."
+        g, h = self._groups()[self._main[group]], {}
+        for k, name in self._plan(g):
+            if isinstance(name, tuple): h.update(zip(name, g[k]))
+            else: h[name] = g[k]
+        return h
 
     def get_hyper(self, name: str, group: int = -1) -> Any:
         "The value of hyper-parameter ``name`` in one group (cheap: no dict is built)."
@@ -469,15 +471,19 @@ class OptimWrapper:
     def set_hyper(self, name: str, v: Any) -> None:
         """Set hyper-parameter ``name`` in every group: a scalar, a list (one per group) or a slice. A name the
         optimizer lacks is added to its groups (as fastai's own Optimizer allows; the torch step ignores it)."""
+        self._groups()
+        self._write_hyper(name, self._layout, self._broadcast(name, v))
+
+    def _write_hyper(self, name: str, layout: list, vals: list) -> None:
+        "Write ``vals`` (one per hyper-parameter group of ``layout``, lists of torch group indices) for ``name``."
         groups = self._groups()
-        vals = self._broadcast(name, v)
         if name == 'wd':
-            for idxs, vi in zip(self._layout, vals):
+            for idxs, vi in zip(layout, vals):
                 for j in idxs: self._write_wd(groups[j], vi)
             return
         key, idx = self._resolve(name)
         old = new = None       # groups that held one tuple hold one again (their step can be joined: _joined_groups)
-        for idxs, vi in zip(self._layout, vals):
+        for idxs, vi in zip(layout, vals):
             for j in idxs:
                 g = groups[j]
                 if idx is None: g[key] = vi
@@ -799,6 +805,28 @@ class OptimWrapper:
     def __repr__(self) -> str:
         if self._v1: return f'OptimWrapper over {self._opt!r}.\nTrue weight decay: {self.true_wd}'    # fastai 1's
         return f'OptimWrapper({type(self._opt).__name__}, {len(self._layout)} group(s), decouple_wd={self._decouple_wd})'
+
+
+class HyperGroup(MutableMapping):
+    """``opt.hypers[i]``: group ``i``'s hyper-parameters under fastai's names, read from and written to the torch
+    optimizer's groups (a new name is added to this group only; deleting one is refused)."""
+
+    def __init__(self, opt: OptimWrapper, group: int) -> None:
+        self._opt, self._group = opt, group
+
+    def __getitem__(self, name: str) -> Any: return self._opt._hyper_values(self._group)[name]
+
+    def __setitem__(self, name: str, v: Any) -> None:
+        opt = self._opt
+        opt._groups()
+        opt._write_hyper(name, [opt._layout[self._group]], [v])
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError(f'opt.hypers[{self._group}]: hyper-parameter {name!r} cannot be deleted; set it instead')
+
+    def __iter__(self) -> Iterator[str]: return iter(self._opt._hyper_values(self._group))
+    def __len__(self) -> int: return len(self._opt._hyper_values(self._group))
+    def __repr__(self) -> str: return repr(self._opt._hyper_values(self._group))
 
 
 def _constructor_args(opt_cls: Callable, hypers: dict) -> dict:
