@@ -778,6 +778,18 @@ def test_load_refuses_a_file_that_would_run_code():
     assert not Path('pwned').exists()
 
 
+def test_a_checkpoint_saved_by_fastai_loads_its_weights(recwarn):
+    # Written by fastai 2.8.12's learn.save (tests/oracle_scripts/fa2_checkpoint.py), which printed
+    # a=-0.3068872094154358 b=-0.12577049434185028. Its optimizer part holds fastcore L lists.
+    ckpt = Path(__file__).parent / 'golden' / 'fa2_checkpoint.pth'
+    learn = quiet_learner()
+    learn.load(ckpt, with_opt=False)
+    assert (learn.model.a.item(), learn.model.b.item()) == (-0.3068872094154358, -0.12577049434185028)
+    assert len(recwarn) == 0
+    with pytest.warns(UserWarning, match='Could not load the optimizer state.'):     # fastai's state layout
+        quiet_learner().load(ckpt)
+
+
 def test_save_is_atomic(monkeypatch):
     learn = quiet_learner()
     learn.save('ckpt')

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any
@@ -53,12 +54,27 @@ def save_model(file: Any, model: torch.nn.Module, opt: Any, with_opt: bool = Tru
     atomic_save(state, file, pickle_protocol=pickle_protocol)
 
 
+class _FastcoreList(list):
+    "What a fastai checkpoint pickles as ``fastcore.foundation.L`` (its optimizer's hypers), read as a plain list."
+    def __setstate__(self, state: Any) -> None:
+        if not (isinstance(state, dict) and isinstance(state.get('items'), list)):
+            raise pickle.UnpicklingError(f'fastcore.foundation.L: expected a state {{"items": [...]}}, got {type(state).__name__}')
+        self[:] = state['items']
+
+
+def load_weights_only(file: Any, device: Any) -> Any:
+    """``torch.load(file, weights_only=True)`` (no code runs) that also reads fastai's checkpoints, whose
+    optimizer part holds fastcore ``L`` lists (read as plain lists; fastcore is not imported)."""
+    with torch.serialization.safe_globals([(_FastcoreList, 'fastcore.foundation.L')]):
+        return torch.load(file, map_location=device, weights_only=True)
+
+
 def load_model(file: Any, model: torch.nn.Module, opt: Any, with_opt: bool = True, device: Any = None,
                strict: bool = True) -> None:
-    "Load weights saved by :func:`save_model` with ``torch.load(weights_only=True)``: no code runs."
+    "Load weights saved by :func:`save_model` (or by fastai's ``learn.save``) without running code."
     if isinstance(device, int): device = torch.device('cuda', device)
     elif device is None: device = 'cpu'
-    state = torch.load(file, map_location=device, weights_only=True)
+    state = load_weights_only(file, device)
     has_opt = isinstance(state, dict) and set(state) == {'model', 'opt'}
     _bare_model(model).load_state_dict(state['model'] if has_opt else state, strict=strict)
     if not with_opt: return
