@@ -1,5 +1,6 @@
 "Metrics: each function against a hand computation, and the accumulating Metric classes."
 import math
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -159,6 +160,19 @@ def test_mk_metric_errors():
         mk_metric('accuracy')
     with pytest.raises(TypeError, match='metrics: expected a function'):
         blobs_learner(metrics=[accuracy, 3])
+
+    def my_acc(pred): return pred.mean()
+    with pytest.raises(TypeError) as info:
+        blobs_learner(metrics=[my_acc])          # when the Learner is built, not after a training epoch
+    assert str(info.value) == ('metrics: `my_acc(pred)` cannot be called as a metric, with the predictions and the '
+                               'targets: expected `def my_acc(pred, targ)`')
+
+
+def test_mk_metric_takes_a_metric_of_several_targets_or_any_arguments():
+    def two_targets(pred, y1, y2): return (pred.argmax(-1) == y1).float().mean()
+    def anything(*args): return args[0].mean()
+    by_axis = partial(accuracy, axis=-1)
+    assert [mk_metric(f).func for f in (two_targets, anything, by_axis)] == [two_targets, anything, by_axis]
 
 
 def test_a_metric_without_value_says_so():

@@ -5,6 +5,8 @@ per batch. ``value`` is read once per epoch by the Recorder.
 """
 from __future__ import annotations
 
+import inspect
+
 from functools import partial
 from typing import Any, Callable
 
@@ -205,7 +207,18 @@ def mk_metric(m: Any) -> Metric:
     if isinstance(m, Metric): return m
     if not callable(m):
         raise TypeError(f'metrics: expected a function (pred, *targets) -> value or a Metric, got {m!r}')
+    if _max_positional(m) < 2:
+        raise TypeError(f'metrics: `{func_name(m)}{inspect.signature(m)}` cannot be called as a metric, with the '
+                        f'predictions and the targets: expected `def {func_name(m)}(pred, targ)`')
     return AvgMetric(m)
+
+
+def _max_positional(f: Callable) -> float:
+    "How many positional arguments ``f`` can take (infinite with ``*args`` or when its signature is unknown)."
+    try: params = inspect.signature(f).parameters.values()
+    except (TypeError, ValueError): return float('inf')
+    if any(p.kind is p.VAR_POSITIONAL for p in params): return float('inf')
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
 
 
 def flatten_check(inp: torch.Tensor, targ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
