@@ -2,10 +2,12 @@
 import os
 import pickle
 import random
+import re
 import traceback
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -56,6 +58,44 @@ def test_bad_model_and_loss_errors():
         Learner(synth_dbunch(), lambda x: x, loss_func=MSELossFlat())
     with pytest.raises(TypeError, match="Learner: loss_func must be callable .* got 'mse'"):
         Learner(synth_dbunch(), RegModel(), loss_func='mse')
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(loss_func=nn.MSELoss), 'Learner: loss_func is the class MSELoss; pass an instance, MSELoss()'),
+    (dict(opt_func=torch.optim.SGD(RegModel().parameters(), lr=0.1)),
+     'Learner: opt_func must make the optimizer from the parameters (a class such as torch.optim.SGD, a partial of '
+     'one, or a function), got SGD'),
+    (dict(splitter=3), 'Learner: splitter must be a function model -> parameter groups, got 3'),
+    (dict(lr='1e-3'), "Learner: lr must be a number, a slice(start, stop) or one number per parameter group, "
+                      "got '1e-3'"),
+    (dict(wd=[0.1, 'x']), "Learner: wd must be a number"),
+    (dict(moms=3), 'Learner: moms must be three numbers (start, middle, end of the cycle), got 3'),
+    (dict(dls=(1, 2)), 'Learner: dls must be a DataLoaders (with .train and .valid loaders), got tuple; wrap the '
+                       'loaders: DataLoaders(train_dl, valid_dl)')])
+def test_a_learner_argument_it_cannot_train_with_is_refused_when_it_is_built(kwargs, message):
+    args = dict(dls=synth_dbunch(), model=RegModel(), loss_func=MSELossFlat()) | kwargs
+    with pytest.raises(TypeError) as info:
+        Learner(**args)
+    assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize('call, message', [
+    (lambda learn: learn.fit(1, lr='1e-3'), "fit: lr must be a number"),
+    (lambda learn: learn.fit(1, wd='0.1'), "fit: wd must be a number"),
+    (lambda learn: learn.fit_one_cycle(1, lr_max='x'), "fit_one_cycle: lr must be a number"),
+    (lambda learn: learn.fit(1, lr=slice(None)), "fit: lr must be a number")])
+def test_a_fit_argument_it_cannot_train_with_is_refused_before_any_event(call, message):
+    log = []
+    learn = quiet_learner(cbs=Callback(before_fit=lambda cb: log.append('before_fit')))
+    with pytest.raises(TypeError, match=re.escape(message)):
+        call(learn)
+    assert log == []
+
+
+def test_learner_takes_the_hyper_parameters_fastai_takes():
+    for lr in (0.1, 1, np.float32(0.1), torch.tensor(0.1), slice(1e-3), slice(1e-4, 1e-2), [0.1], np.array([0.1])):
+        Learner(synth_dbunch(), RegModel(), loss_func=MSELossFlat(), lr=lr)
+    assert Learner(None, RegModel(), loss_func=MSELossFlat()).dls is None
 
 
 class Unsized:

@@ -30,7 +30,7 @@ from .optim import Adam, OptimWrapper
 from .persistence import atomic_save, load_model, save_model
 from .progress import ProgressCallback
 from .recorder import Recorder, ValidationMeter
-from .utils import (add_note, defaults, detuplify, listify, noop, norm_bias_params, on_device, replacing_yield,
+from .utils import (_is_number, add_note, check_hyper, defaults, detuplify, listify, noop, norm_bias_params, on_device, replacing_yield,
                     to_detach, to_device, trainable_params)
 
 __all__ = ['Learner', 'load_learner', 'callback_adapters']
@@ -128,6 +128,30 @@ def _annotate(exc: BaseException, method: Any, event: str) -> None:
     except AttributeError: pass
 
 
+def _check_learner_args(dls: Any, model: Any, loss_func: Any, opt_func: Any, lr: Any, splitter: Any, wd: Any,
+                        moms: Any) -> None:
+    "Raise TypeError for a Learner argument it could not train with, naming it and what was expected."
+    if isinstance(loss_func, type):
+        raise TypeError(f'Learner: loss_func is the class {loss_func.__name__}; pass an instance, '
+                        f'{loss_func.__name__}()')
+    if not callable(loss_func):
+        raise TypeError(f'Learner: loss_func must be callable (pred, *targets) -> loss, got {loss_func!r}')
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f'Learner: model must be a torch.nn.Module, got {type(model).__name__}')
+    if isinstance(opt_func, torch.optim.Optimizer) or not (callable(opt_func) or isinstance(opt_func, OptimWrapper)):
+        raise TypeError(f'Learner: opt_func must make the optimizer from the parameters (a class such as '
+                        f'torch.optim.SGD, a partial of one, or a function), got {type(opt_func).__name__} {opt_func!r}')
+    if not callable(splitter):
+        raise TypeError(f'Learner: splitter must be a function model -> parameter groups, got {splitter!r}')
+    if dls is not None and not hasattr(dls, 'train'):
+        raise TypeError(f'Learner: dls must be a DataLoaders (with .train and .valid loaders), got {type(dls).__name__}'
+                        f'; wrap the loaders: DataLoaders(train_dl, valid_dl)')
+    check_hyper('Learner', 'lr', lr)
+    check_hyper('Learner', 'wd', wd)
+    if not (isinstance(moms, (tuple, list)) and len(moms) == 3 and all(map(_is_number, moms))):
+        raise TypeError(f'Learner: moms must be three numbers (start, middle, end of the cycle), got {moms!r}')
+
+
 class Learner:
     """A model, its data, loss and optimizer, and the callbacks that shape its training loop."""
     skip_zero_grad: bool = False
@@ -142,10 +166,7 @@ class Learner:
         if loss_func is None:
             raise ValueError('Could not infer loss function from the data, please pass a loss function '
                              '(Learner(..., loss_func=...)).')
-        if not callable(loss_func):
-            raise TypeError(f'Learner: loss_func must be callable (pred, *targets) -> loss, got {loss_func!r}')
-        if not isinstance(model, torch.nn.Module):
-            raise TypeError(f'Learner: model must be a torch.nn.Module, got {type(model).__name__}')
+        _check_learner_args(dls, model, loss_func, opt_func, lr, splitter, wd, moms)
         self._lazy: dict = {}
         self.dls, self.model, self.loss_func, self.opt_func, self.lr = dls, model, loss_func, opt_func, lr
         self.splitter, self.model_dir, self.wd, self.wd_bn_bias = splitter, model_dir, wd, wd_bn_bias
@@ -398,6 +419,8 @@ class Learner:
         "Train for ``n_epoch`` epochs at ``lr`` (default ``learn.lr``), with extra ``cbs`` for this fit only."
         if not isinstance(n_epoch, int) or isinstance(n_epoch, bool) or n_epoch < 0:
             raise ValueError(f'fit: n_epoch must be a non-negative int, got {n_epoch!r}')
+        check_hyper('fit', 'lr', lr)
+        check_hyper('fit', 'wd', wd)
         if start_epoch: cbs = listify(cbs) + [SkipToEpoch(start_epoch)]
         with self.added_cbs(cbs):
             if reset_opt or not self.opt: self.create_opt()

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .callback import Callback
-from .utils import listify
+from .utils import check_hyper, listify
 
 __all__ = ['annealing_no', 'annealing_linear', 'annealing_exp', 'annealing_cos', 'annealing_poly', 'annealer',
            'Schedule', 'SchedNo', 'SchedLin', 'SchedCos', 'SchedExp', 'SchedPoly', 'ScheduleError',
@@ -188,6 +188,7 @@ class ParamScheduler(Callback):
 # ====================================================================== recipes (Learner methods)
 def _lrs_per_group(learn: Any, lr: Any, caller: str) -> np.ndarray:
     "Set ``lr`` (or ``learn.lr``) in the optimizer, and return the lr of every group as a float64 array."
+    check_hyper(caller, 'lr', lr)
     if learn.opt is None: learn.create_opt()
     try: learn.opt.set_hyper('lr', learn.lr if lr is None else lr)
     except ValueError as e: raise ScheduleError(f'{caller}: {e}') from None

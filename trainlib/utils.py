@@ -12,7 +12,7 @@ import torch
 
 __all__ = ['defaults', 'noop', 'listify', 'is_listy', 'detuplify', 'tuplify', 'default_device',
            'on_device', 'to_device', 'to_detach', 'to_cpu', 'find_bs', 'camel2snake', 'class2attr', 'replacing_yield',
-           'tensor', 'even_mults', 'slice_values', 'add_note', 'params_of', 'norm_types', 'norm_bias_params',
+           'tensor', 'even_mults', 'slice_values', 'check_hyper', 'add_note', 'params_of', 'norm_types', 'norm_bias_params',
            'trainable_params']
 
 defaults = SimpleNamespace(
@@ -181,6 +181,22 @@ def slice_values(s: slice, n: int) -> list:
     "One value per group from a slice: ``slice(stop)`` gives stop/10 for all but the last, ``slice(start, stop)`` even_mults."
     if s.start: return list(even_mults(s.start, s.stop, n))
     return [s.stop / 10] * (n - 1) + [s.stop]
+
+
+def _is_number(v: Any) -> bool:
+    if isinstance(v, torch.Tensor): return v.dim() == 0 and v.dtype != torch.bool
+    return isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+
+
+def check_hyper(where: str, name: str, v: Any) -> None:
+    """Raise TypeError naming ``where`` and ``name`` unless ``v`` is None or a hyper-parameter value: a number,
+    a slice of numbers, or one number per parameter group."""
+    if v is None or _is_number(v): return
+    if isinstance(v, slice):
+        if v.step is None and v.stop is not None and all(x is None or _is_number(x) for x in (v.start, v.stop)): return
+    elif isinstance(v, (list, tuple, np.ndarray, torch.Tensor)) and len(v) and all(_is_number(x) for x in v): return
+    raise TypeError(f'{where}: {name} must be a number, a slice(start, stop) or one number per parameter group, '
+                    f'got {v!r}')
 
 
 def add_note(exc: BaseException, note: str) -> None:
