@@ -78,6 +78,15 @@ def test_event_keyword_must_be_a_function():
         Callback(after_batch=3)
 
 
+def test_an_event_keyword_function_that_cannot_take_the_callback_is_refused_when_added():
+    def forgot(): pass
+    with pytest.raises(CallbackError) as info:
+        quiet_learner(cbs=Callback(after_epoch=forgot))
+    assert str(info.value) == ('callback `Callback`: `after_epoch` is given the callback as its argument, but '
+                               'test_an_event_keyword_function_that_cannot_take_the_callback_is_refused_when_added.'
+                               '<locals>.forgot takes none: expected `lambda cb: ...` or `def after_epoch(self)`')
+
+
 # ------------------------------------------------------------------------------- run flags
 def test_order_run_train_run_valid_and_run_match_fastai():
     # fastai 2.8.12, fa2_trace.txt section 5: six callbacks, one train and one valid batch
@@ -216,6 +225,8 @@ def test_a_flag_that_cannot_be_dispatched_changes_nothing():
     assert 'run_after' not in learn.a.__dict__ and learn.a.run_after is None
     with pytest.raises(CallbackError, match="callback `A`: `order` must be a number, got 'late'"):
         learn.a.order = 'late'
+    with pytest.raises(CallbackError, match="callback `A`: `order` must be a number, got nan"):
+        learn.a.order = float('nan')          # it would scramble the sort
     with pytest.raises(CallbackError, match="callback `A`: `run` must be True or False, got 0"):
         learn.a.run = 0
     assert (learn._train_cbs, learn._valid_cbs) == tables and not learn._train_cbs.stale

@@ -19,7 +19,7 @@ from .events import EVENTS, INNER_LOOP_EVENTS, LEGACY_EVENT_NAMES
 from .utils import class2attr
 
 __all__ = ['Callback', 'CallbackError', 'sort_callbacks', 'build_dispatch', 'validate_callback',
-           'event_method', 'unwrap_callback', 'listener_mergers', 'listener_owners']
+           'event_method', 'unwrap_callback', 'listener_mergers', 'listener_owners', 'is_order']
 
 _CONTROL_ATTRS = frozenset(('run', 'run_train', 'run_valid', 'order', 'run_before', 'run_after'))
 _EVENT_NAMES = frozenset(EVENTS) | frozenset(LEGACY_EVENT_NAMES)
@@ -212,11 +212,16 @@ def _close_event_name(name: str) -> str | None:
     return close[0] if close else None
 
 
+def is_order(value: Any) -> bool:
+    "Can ``value`` be a callback's ``order``: a number (not a bool, not NaN)?"
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
 def _check_attribute(cb: Any, name: str, value: Any, label: str | None = None) -> None:
     """Check ``value`` for ``cb.<name>`` (an event method, ``order``, a ``run*`` flag): :class:`CallbackError`
     if it is wrong; a DeprecationWarning for a fastbook ``begin_*`` name."""
     label = label or _cb_label(cb)
-    if name == 'order' and not isinstance(value, (int, float)):
+    if name == 'order' and not is_order(value):
         raise CallbackError(f'callback `{label}`: `order` must be a number, got {value!r}')
     if name in ('run', 'run_train', 'run_valid') and not isinstance(value, bool):
         raise CallbackError(f'callback `{label}`: `{name}` must be True or False, got {value!r}')
@@ -242,7 +247,13 @@ def _check_event_signature(m: Any, label: str, name: str) -> None:
         raise CallbackError(f'callback `{label}`: `{name}` must be a method taking no arguments, '
                             f'got {type(m).__name__}')
     try: sig = inspect.signature(m)
-    except (TypeError, ValueError): return
+    except ValueError:          # a function of no argument bound to the callback (``Callback(after_batch=lambda: ...)``)
+        if isinstance(m, types.MethodType):
+            raise CallbackError(f'callback `{label}`: `{name}` is given the callback as its argument, but '
+                                f'{getattr(m.__func__, "__qualname__", "the function")} takes none: expected '
+                                f'`lambda cb: ...` or `def {name}(self)`') from None
+        return
+    except TypeError: return
     try: sig.bind()
     except TypeError:
         raise CallbackError(f'callback `{label}`: event method `{name}{sig}` cannot be called as an event; '

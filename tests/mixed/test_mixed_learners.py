@@ -73,6 +73,9 @@ def test_callbacks_that_cannot_be_made_say_why():
     class BadOrder(v1.Callback): _order = 'first'
     with pytest.raises(CallbackError, match=r"callback `BadOrder\(v1\)`: `_order` must be a number, got 'first'"):
         v2_learner(cbs=[BadOrder()])
+    class NanOrder(v1.Callback): _order = float('nan')
+    with pytest.raises(CallbackError, match=r"callback `NanOrder\(v1\)`: `_order` must be a number, got nan"):
+        v2_learner(cbs=[NanOrder()])
 
 
 # ---------------------------------------------------------------- 2. one order scale

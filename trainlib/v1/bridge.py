@@ -58,7 +58,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from .. import learner as core_learner
-from ..callback import Callback as CoreCallback, CallbackError, DispatchTable, listener_mergers, sort_callbacks
+from ..callback import Callback as CoreCallback, CallbackError, DispatchTable, is_order, listener_mergers, sort_callbacks
 from ..events import (CancelBackwardException, CancelFitException, CancelStepException, CancelTrainException,
                       CancelValidException)
 from ..progress import format_row
@@ -85,7 +85,7 @@ _NEVER_STALE = DispatchTable()
 def v1_core_order(cb: Any) -> float:
     "The core ``order`` of v1 callback ``cb``: ``V1_ORDER_OFFSET + cb._order``."
     order = getattr(type(cb), '_order', 0) if '_order' not in getattr(cb, '__dict__', {}) else cb._order
-    if isinstance(order, bool) or not isinstance(order, (int, float)):
+    if not is_order(order):
         raise CallbackError(f'callback `{type(cb).__name__}(v1)`: `_order` must be a number, got {order!r}')
     return V1_ORDER_OFFSET + order
 
