@@ -6,12 +6,12 @@ import os
 import pickle
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 import numpy as np
 import torch
 
-__all__ = ['atomic_save', 'save_model', 'load_model', 'plain_state']
+__all__ = ['atomic_write', 'atomic_save', 'save_model', 'load_model', 'plain_state']
 
 
 def plain_state(o: Any) -> Any:
@@ -23,24 +23,30 @@ def plain_state(o: Any) -> Any:
     return o
 
 
-def atomic_save(obj: Any, file: str | Path | io.IOBase, pickle_protocol: int = 2) -> None:
-    """``torch.save`` that never leaves a half-written file: write a temporary file beside the
-    target, flush it to disk, then rename it over the target. A file object is written directly."""
-    if not isinstance(file, (str, os.PathLike)):
-        torch.save(obj, file, pickle_protocol=pickle_protocol)
-        return
+def atomic_write(file: str | os.PathLike, write: Callable[[IO[bytes]], Any], mkdir: bool = True) -> None:
+    """Write ``file`` with ``write(f)`` so that it is never left half-written: into a temporary file beside
+    it, flushed to disk, then renamed over it (the folder is made if needed and ``mkdir``)."""
     path = Path(file)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if mkdir: path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
     try:
         with open(tmp, 'wb') as f:
-            torch.save(obj, f, pickle_protocol=pickle_protocol)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_save(obj: Any, file: str | Path | io.IOBase, pickle_protocol: int = 2, mkdir: bool = True) -> None:
+    """``torch.save`` that never leaves a half-written file (:func:`atomic_write`). A file object is
+    written directly."""
+    if not isinstance(file, (str, os.PathLike)):
+        torch.save(obj, file, pickle_protocol=pickle_protocol)
+        return
+    atomic_write(file, lambda f: torch.save(obj, f, pickle_protocol=pickle_protocol), mkdir=mkdir)
 
 
 def _bare_model(model: torch.nn.Module) -> torch.nn.Module:

@@ -148,6 +148,20 @@ def test_try_save_writes_to_path_and_to_a_stream(tmp_path):
     with pytest.raises(OSError, match="Can't write"): ns['try_save']({}, tmp_path / 'missing', 'x.pth')
 
 
+def test_try_save_never_leaves_a_half_written_file(tmp_path, monkeypatch):
+    ns = star_namespace()
+    ns['try_save']({'a': torch.ones(2)}, tmp_path, 'w.pth')
+    good = (tmp_path / 'w.pth').read_bytes()
+
+    def failing_save(obj, f, **kwargs):
+        f.write(b'half a checkpoint')
+        raise OSError('disk full')
+    monkeypatch.setattr(torch, 'save', failing_save)
+    with pytest.raises(OSError, match='disk full'):
+        ns['try_save']({'a': torch.zeros(2)}, tmp_path, 'w.pth')
+    assert (tmp_path / 'w.pth').read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ['w.pth']
+
+
 HEAVY = ('matplotlib', 'scipy', 'pandas', 'yaml', 'fastprogress')
 
 

@@ -34,6 +34,7 @@ from torch.utils.data.dataloader import default_collate
 from ..callbacks.training import set_bn_eval
 from ..metrics import flatten_check
 from ..optim import bias_types, no_wd_types, split_no_wd_params
+from ..persistence import atomic_save
 from ..utils import trainable_params
 from .core import ItemBase, PrePostInitMeta, defaults, ifnone, is_listy, is_pathlike, listify, recurse
 
@@ -377,13 +378,13 @@ def add_metrics(last_metrics: Any, mets: Any) -> dict:
 
 
 def try_save(state: Any, path: Any = None, file: Any = None) -> None:
-    "``torch.save(state)`` to ``path/file`` (``file`` a name) or to the open binary stream ``file``."
+    "``torch.save(state)`` to ``path/file`` (``file`` a name; written atomically) or to the open binary stream ``file``."
     target = Path(ifnone(path, '.')) / file if is_pathlike(file) else file
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             if not is_pathlike(file): return torch.save(state, file)
-            with open(target, 'wb') as f: torch.save(state, f)
+            atomic_save(state, target, mkdir=False)         # (fastai 1 made no folder)
     except OSError as e:
         raise OSError(f"{e}\n Can't write {target}. Pass an absolute writable pathlib obj `fname`.") from e
 

@@ -1,5 +1,6 @@
 """TerminateOnNaNCallback, TrackerCallback and its subclasses, TrackEpochCallback: what they monitor, what they
 say, and where trainlib does better than fastai 1.0.61 (the runs against fastai: test_v1_stock_vs_fastai)."""
+import os
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,17 @@ def test_track_epoch_resumes_after_the_saved_epoch():
     assert learn.recorder.nb_batches == [8] and Path('models/epoch').read_text() == '2'
     learn.track_epoch_callback.restart()
     assert not Path('models/epoch').exists()
+
+
+def test_track_epoch_keeps_the_last_saved_epoch_when_a_write_fails(monkeypatch):
+    learn = quiet(callback_fns=[TrackEpochCallback])
+    learn.fit(2, 1e-2)
+
+    def crash(src, dst): raise OSError('power cut')
+    monkeypatch.setattr(os, 'replace', crash)
+    with pytest.raises(OSError, match='power cut'):
+        learn.fit(3, 1e-2)
+    assert Path('models/epoch').read_text() == '1' and os.listdir('models') == ['epoch']
 
 
 def test_track_epoch_with_an_epoch_offset():

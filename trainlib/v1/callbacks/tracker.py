@@ -12,6 +12,7 @@ import torch
 
 from ..basic_train import LearnerCallback
 from ...callbacks.tracker import default_comp, signed_delta, worst_value
+from ...persistence import atomic_write
 from ..callback import Callback
 from ._checks import check_arg
 
@@ -214,8 +215,8 @@ class TrackEpochCallback(LearnerCallback):
         return {'epoch': self.start_epoch}
 
     def on_epoch_end(self, epoch: int, **kwargs: Any) -> None:
-        "Write the epoch just completed."
-        self.path.write_text(f'{epoch}')
+        "Write the epoch just completed (atomically: a crash leaves the previous one)."
+        atomic_write(self.path, lambda f: f.write(f'{epoch}'.encode()))
 
     def restart(self) -> None:
         "Forget the saved epoch (delete the file)."
