@@ -1,4 +1,5 @@
 "Hooks, HookCallback and ActivationStats: what they store, when they are on, that nothing is left behind."
+import matplotlib.pyplot as plt
 import pytest
 import torch
 from torch import nn
@@ -68,3 +69,20 @@ def test_activation_stats_match_the_layer_outputs_and_stay_on_the_device(quiet_l
     assert means == pytest.approx([o.mean().item() for o in outs], rel=1e-5)
     assert stds == pytest.approx([o.std().item() for o in outs], rel=1e-5)
     assert near_zero == pytest.approx([(o <= 0.05).float().mean().item() for o in outs])
+
+
+def test_activation_stats_with_hist_keeps_a_histogram_per_batch_and_plots_them(quiet_learner):
+    learn = quiet_learner(model=mlp(), lr=0.)
+    stats, data = ActivationStats(with_hist=True), CollectDataCallback()
+    learn.fit(1, cbs=[stats, data])
+    hist = stats.hist(0)                                        # the first Linear: 40 bins over [0, 10] per batch
+    with torch.no_grad(): outs = [learn.model[0](xb[0]) for xb, _, _, _ in data.data[:len(stats.stats)]]
+    assert hist.shape == (40, len(outs))
+    assert hist[0].exp().sub(1).round().tolist() == [int(((o >= 0) & (o < 0.25)).sum()) for o in outs]
+    assert hist.exp().sub(1).round().sum(0).tolist() == [int(((o >= 0) & (o <= 10)).sum()) for o in outs]
+    ax = stats.color_dim(0)
+    assert ax.images[0].get_array().shape == (40, len(outs))
+    assert [a.get_title() for a in stats.plot_layer_stats(0)] == ['mean', 'std', '% near zero']
+    plt.close('all')
+    with pytest.raises(ValueError, match=r'record the histograms with ActivationStats\(with_hist=True\)'):
+        ActivationStats().hist(0)

@@ -142,13 +142,15 @@ class HookCallback(Callback):
 
 class ActivationStats(HookCallback):
     """Record the mean, std and share of values <= 0.05 of each hooked module's output, per training
-    batch, as device tensors (fastai reads three numbers per layer per batch back to the host).
-    ``stats[b][i]`` is the dict of batch ``b``, module ``i``; ``layer_stats(i)`` reads them all at once."""
+    batch, as device tensors (fastai reads three numbers per layer per batch back to the host), and with
+    ``with_hist`` a 40-bin histogram of the values in [0, 10]. ``stats[b][i]`` is the dict of batch ``b``,
+    module ``i``; ``layer_stats(i)`` reads them all at once; ``plot_layer_stats``, ``color_dim`` plot them."""
     order = -20
     _stateattrs = ('hooks', 'stats')
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, with_hist: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.with_hist = with_hist
         self.stats: list = []
 
     def before_fit(self) -> None:
@@ -160,7 +162,9 @@ class ActivationStats(HookCallback):
         if isinstance(output, (tuple, list)):
             return [self.hook(module, input, o) for o in _flat(output) if isinstance(o, torch.Tensor)]
         o = output.float()
-        return {'mean': o.mean(), 'std': o.std(), 'near_zero': (o <= 0.05).float().mean()}
+        res = {'mean': o.mean(), 'std': o.std(), 'near_zero': (o <= 0.05).float().mean()}
+        if self.with_hist: res['hist'] = o.histc(40, 0, 10)
+        return res
 
     def after_batch(self) -> None:
         "Keep this batch's statistics."
@@ -173,6 +177,29 @@ class ActivationStats(HookCallback):
         if not rows: return [], [], []
         host = torch.stack([torch.stack([r['mean'], r['std'], r['near_zero']]) for r in rows]).cpu()
         return tuple(host[:, k].tolist() for k in range(3))
+
+    def hist(self, idx: int) -> torch.Tensor:
+        "Module ``idx``'s histograms (``with_hist``), one column per batch, as ``log(1 + count)``."
+        if not self.with_hist:
+            raise ValueError('ActivationStats.hist: record the histograms with ActivationStats(with_hist=True)')
+        return torch.stack([b[idx]['hist'] for b in self.stats]).t().float().log1p().cpu()
+
+    def color_dim(self, idx: int, figsize: tuple = (10, 5), ax: Any = None) -> Any:
+        "The 'colorful dimension' plot of module ``idx``: its histograms over the batches, as an image."
+        import matplotlib.pyplot as plt
+        if ax is None: _, ax = plt.subplots(figsize=figsize)
+        ax.imshow(self.hist(idx).numpy(), origin='lower')
+        ax.axis('off')
+        return ax
+
+    def plot_layer_stats(self, idx: int) -> Any:
+        "Plot module ``idx``'s mean, std and share near zero over the batches, side by side."
+        import matplotlib.pyplot as plt
+        _, axs = plt.subplots(1, 3, figsize=(12, 3))
+        for values, ax, title in zip(self.layer_stats(idx), axs, ('mean', 'std', '% near zero')):
+            ax.plot(values)
+            ax.set_title(title)
+        return axs
 
 
 def _flat(o: Any) -> list:
