@@ -230,3 +230,14 @@ def test_a_hypers_mapping_adds_a_new_name_to_its_group_only_and_refuses_deletion
     assert dict(opt.hypers[0]) == {k: v for k, v in opt.hypers[1].items() if k != 'beta'}
     with pytest.raises(TypeError, match=r"opt.hypers\[0\]: hyper-parameter 'lr' cannot be deleted"):
         del opt.hypers[0]['lr']
+
+
+def test_all_params_lists_each_parameter_with_its_group_state_and_hypers():
+    a, b, c = (nn.Parameter(torch.ones(1)) for _ in range(3))
+    opt = OptimWrapper([[a, b], [c]], opt=torch.optim.SGD, lr=[0.1, 0.2])
+    c.grad = torch.ones(1)
+    assert [(p is q, group, h['lr']) for (p, group, state, h), q in zip(opt.all_params(), (a, b, c))] == \
+        [(True, [a, b], 0.1), (True, [a, b], 0.1), (True, [c], 0.2)]
+    assert [p for p, *_ in opt.all_params(with_grad=True)] == [c]
+    assert [p for p, *_ in opt.all_params(-1)] == [c] and [p for p, *_ in opt.all_params(slice(0, 1))] == [a, b]
+    assert opt.all_params()[0][2] is opt.state[a]

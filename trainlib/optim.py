@@ -382,6 +382,14 @@ class OptimWrapper:
         groups = self._groups()
         return [[p for j in idxs for p in groups[j]['params']] for idxs in self._layout]
 
+    def all_params(self, n: slice | int = slice(None), with_grad: bool = False) -> list[tuple]:
+        """fastai 2's ``(param, its group's parameters, its state, its group's hypers)`` for the parameters of
+        hyper-parameter groups ``n`` (a slice or an index), only those with a gradient if ``with_grad``."""
+        lists, hypers = self.param_lists, self.hypers
+        which = range(len(lists))[n] if isinstance(n, slice) else [range(len(lists))[n]]
+        return [(p, lists[i], self.state[p], hypers[i]) for i in which for p in lists[i]
+                if not with_grad or p.grad is not None]
+
     @property
     def n_groups(self) -> int:
         "The number of hyper-parameter groups (the splitter's groups, or v1 layer groups)."
