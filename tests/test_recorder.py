@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from tiny import blobs_learner, quiet_learner
-from trainlib import (AvgSmoothLoss, Callback, CancelTrainException, CancelValidException, History, Recorder, accuracy,
-                      noop)
+from trainlib import (AvgSmoothLoss, Callback, CancelTrainException, CancelValidException, History, ProgressCallback,
+                      Recorder, accuracy, mae, noop)
 
 
 def fitted(recorder=None, epochs=2, **kwargs):
@@ -29,6 +29,33 @@ def fitted(recorder=None, epochs=2, **kwargs):
 ])
 def test_metric_names(settings, names):
     assert fitted(Recorder(**settings), epochs=1).recorder.metric_names == names
+
+
+def test_valid_metrics_false_records_no_validation_column_as_fastai():
+    # Figures from fastai 2.8.12 (the same seeded synth_learner(n_trn=2, metrics=[mae]), Recorder.valid_metrics=False):
+    # the row is [0, 17.3987, '00:00'], then with train_metrics [17.1424, 3.5356], and validate() returns [].
+    learn = quiet_learner(n_trn=2, n_val=2, metrics=[mae])
+    learn.remove_cb(ProgressCallback)
+    learn.recorder.valid_metrics = False
+    rows = []
+    learn.logger = rows.append
+    learn.fit(1)
+    assert learn.recorder.metric_names == ['epoch', 'train_loss', 'mae', 'time']
+    assert rows[0][0] == 0 and rows[0][1:-1] == pytest.approx([17.39866065979004]) and rows[0][-1] == '00:00'
+    assert learn.recorder.values == [pytest.approx([17.39866065979004])] and len(learn.final_record) == 1
+    learn.recorder.train_metrics = True
+    learn.fit(1)
+    assert learn.recorder.metric_names == ['epoch', 'train_loss', 'mae', 'time']
+    assert learn.recorder.values == [pytest.approx([17.142391204833984, 3.535645008087158])]
+    assert learn.final_record == learn.recorder.values[-1]
+    assert learn.validate() == []
+
+
+def test_valid_metrics_false_validate_from_a_callback_during_a_fit_returns_no_column_either():
+    seen = []
+    probe = Callback(after_epoch=lambda cb: seen.append(cb.learn.validate()))
+    learn = fitted(Recorder(valid_metrics=False), epochs=1, cbs=probe)
+    assert seen == [[]] and len(learn.recorder.values[0]) == 1
 
 
 def test_one_row_per_epoch_smoothed_train_loss_then_valid_loss_and_metrics():

@@ -687,7 +687,8 @@ class Learner:
             yield
 
     def validate(self, ds_idx: int = 1, dl: Any = None, cbs: Any = None) -> list | None:
-        """Evaluate on ``dls[ds_idx]`` (or ``dl``); returns ``[valid_loss, *metrics]``. Called from a callback
+        """Evaluate on ``dls[ds_idx]`` (or ``dl``); returns ``[valid_loss, *metrics]`` (``[]`` when the Recorder has
+        ``valid_metrics=False``: it records no validation column). Called from a callback
         during a fit, it runs only the validation events and leaves the fit's state and record alone."""
         if dl is None: dl = self.dls[ds_idx]
         if self._running:

@@ -50,8 +50,10 @@ class History:
 class Recorder(Callback):
     """Record the smoothed training loss and lr per batch, and a row of metrics per epoch.
 
-    ``values`` holds one ``[train_loss, valid_loss, *metrics]`` row per epoch (``train_loss`` is
-    the smoothed loss at the end of the epoch); ``losses``/``lrs`` one entry per training batch."""
+    ``values`` holds one row per epoch: ``[train_loss, valid_loss, *metrics]`` by default (``train_loss`` is
+    the smoothed loss at the end of the epoch), ``[train_loss, *train_metrics, valid_loss, *valid_metrics]``
+    with ``train_metrics``, and no validation column at all (neither the loss nor the metrics) with
+    ``valid_metrics=False``, as in fastai; ``losses``/``lrs`` one entry per training batch."""
     order = 50
     remove_on_fetch = True
     _stateattrs = ('lrs', 'iters', '_losses', '_read', 'values')
@@ -161,8 +163,8 @@ class Recorder(Callback):
 
     @property
     def _valid_mets(self) -> list:
-        if getattr(self, 'cancel_valid', False): return []
-        return [self.loss] + (self._metrics if self.valid_metrics else [])
+        if getattr(self, 'cancel_valid', False) or not self.valid_metrics: return []
+        return [self.loss] + self._metrics
 
     # ------------------------------------------------------------------ export and plots
     def history(self) -> History:
@@ -232,11 +234,16 @@ class Recorder(Callback):
 
 class ValidationMeter(Callback):
     """Measure one validation pass on its own: the mean loss and copies of ``learn.metrics``, so the
-    Recorder's record is left alone (what ``learn.validate()`` runs from a callback during a fit)."""
+    Recorder's record is left alone (what ``learn.validate()`` runs from a callback during a fit).
+    Its values have the Recorder's validation columns: none when ``learn.recorder.valid_metrics`` is False."""
     order = 50
 
     def before_validate(self) -> None:
         "Start from fresh copies of the loss and the metrics."
+        rec = self.learn.__dict__.get('recorder')
+        if isinstance(rec, Recorder) and not rec.valid_metrics:
+            self.mets = []
+            return
         # Only Metric objects: a v1 Learner keeps raw v1 metrics, which its own handler measures.
         self.mets = [AvgLoss()] + [copy.copy(m) for m in self.learn.metrics if isinstance(m, Metric)]
         for m in self.mets: m.reset()
