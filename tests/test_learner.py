@@ -577,6 +577,28 @@ def test_get_preds_with_everything():
     assert learn.loss_func.reduction == 'mean'     # restored
 
 
+def _times_100(order):
+    "A callback of ``order`` that multiplies the batch's input by 100 in before_batch (a normalisation, say)."
+    class Times100(Callback):
+        def before_batch(self) -> None: self.learn.xb = (self.learn.xb[0] * 100,)
+    Times100.order = order
+    return Times100()
+
+
+@pytest.mark.parametrize('order, attached, factor', [(1, True, 1), (5, False, 1), (0, True, 100), (0, False, 100),
+                                                     (-1, True, 100)])
+def test_get_preds_inputs_are_the_batch_before_callbacks_of_higher_order_change_it(order, attached, factor):
+    # fastai 2.8.12 records the inputs in GatherPredsCallback.before_batch (order 0, added after get_preds' cbs):
+    # with this callback its returned inputs were x (order 1 or 5) and x*100 (order 0 or -1), attached or in cbs=.
+    learn = blobs_learner()
+    scale = _times_100(order)
+    if attached: learn.add_cb(scale)
+    inputs, preds, _ = learn.get_preds(with_input=True, act=noop, cbs=None if attached else [scale])
+    x = learn.dls.valid_ds.tensors[0]
+    assert torch.equal(inputs, x * factor)
+    with torch.no_grad(): torch.testing.assert_close(preds, learn.model(x * 100))   # the model saw the scaled input
+
+
 def test_get_preds_act_replaces_the_activation():
     learn = blobs_learner()
     raw, _ = learn.get_preds(act=noop)

@@ -73,8 +73,9 @@ order    v2 callbacks (``trainlib``)                  v1 callbacks (``trainlib.v
 -20      ActivationStats
 -10      TrainEvalCallback
 -9       TerminateOnNaNCallback
-0        a v2 callback's default
-5 .. 11  GatherPreds 5, GradientAccumulation 6,
+0        a v2 callback's default; GatherPreds
+         (added last, after get_preds' ``cbs``)
+6 .. 11  GradientAccumulation 6,
          CastToTensor 9, MixedPrecision 10,
          GradientClip 11
 35                                                    TrackEpochCallback, LossMetrics (-20)

@@ -716,7 +716,7 @@ class Learner:
         with ExitStack() as stack:
             nested = self._running > 0
             if nested: stack.enter_context(self._nested_pass())
-            stack.enter_context(self.validation_context(cbs=[gather] + listify(cbs), inner=inner or nested))
+            stack.enter_context(self.validation_context(cbs=listify(cbs) + [gather], inner=inner or nested))
             if with_loss: stack.enter_context(self.loss_not_reduced())
             self._do_epoch_validate(dl=dl)
             inputs, preds, targs, losses = gather.all_tensors(order)

@@ -47,8 +47,10 @@ class GatherPredsCallback(Callback):
     """Keep each validation batch's predictions (and targets, inputs, per-item losses) on the CPU.
 
     With ``save_preds``/``save_targs`` (a folder), each batch is written there as ``<i>.pt`` instead
-    of being kept, so memory stays flat whatever the size of the data."""
-    order = 5
+    of being kept, so memory stays flat whatever the size of the data. The inputs (``with_input``) are
+    the batch as it was at ``before_batch`` at order 0, as in fastai: before the callbacks of a higher
+    order (``CastToTensor``, ``MixedPrecision``, a normalisation...) change ``learn.xb``."""
+    order = 0
     _stateattrs = ('preds', 'targets', 'inputs', 'losses')
 
     def __init__(self, with_input: bool = False, with_loss: bool = False, save_preds: Any = None,
@@ -58,6 +60,13 @@ class GatherPredsCallback(Callback):
         self.save_preds = Path(save_preds) if save_preds is not None else None
         self.save_targs = Path(save_targs) if save_targs is not None else None
         self.concat_dim = concat_dim
+        self._xb = None
+        # Only a pass that returns the inputs listens to before_batch (the others pay nothing per batch).
+        if with_input: self.before_batch = self._note_input
+
+    def _note_input(self) -> None:
+        "Note the batch's inputs as they are now (a reference, no copy): after_batch keeps them."
+        self._xb = self.learn.xb
 
     def before_validate(self) -> None:
         "Start empty lists (and create the folders to save to)."
@@ -73,7 +82,10 @@ class GatherPredsCallback(Callback):
         i = self._count
         self._count += 1
         d = self.concat_dim
-        if self.with_input: _keep(self.inputs, to_detach(learn.xb[0] if len(learn.xb) == 1 else learn.xb), d)
+        if self.with_input:
+            xb = learn.xb if self._xb is None else self._xb      # (None: the batch was cancelled before order 0)
+            self._xb = None
+            _keep(self.inputs, to_detach(xb[0] if len(xb) == 1 else xb), d)
         if self.with_preds:
             pred = to_detach(learn.pred)
             if self.save_preds is None: _keep(self.preds, pred, d)
