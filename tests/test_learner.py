@@ -197,6 +197,28 @@ def test_fit_cbs_are_there_for_that_fit_only():
     assert tracer.events == ['before_fit', 'after_fit'] and tracer not in learn.cbs and tracer.learn is None
 
 
+def test_a_callback_already_attached_and_passed_to_fit_runs_once_and_stays_attached_once():
+    # fastai 2.8.12 keeps one copy too (but runs it twice in that fit and leaves it with learn=None)
+    tracer = Tracer()
+    learn = quiet_learner(cbs=[tracer])
+    learn.fit(1, cbs=[tracer])
+    assert tracer.events == ['before_fit', 'after_fit'] and tracer.learn is learn
+    assert sum(cb is tracer for cb in learn.cbs) == 1 and learn.tracer is tracer
+    for run in (lambda: learn.fit(1), lambda: learn.validate(cbs=[tracer]), lambda: learn.get_preds(cbs=tracer)):
+        tracer.events = []
+        run()
+        assert tracer.events == ['before_fit', 'after_fit'] and sum(cb is tracer for cb in learn.cbs) == 1
+    with learn.added_cbs([tracer, tracer]): assert sum(cb is tracer for cb in learn.cbs) == 1
+    assert tracer.learn is learn and tracer in learn.cbs
+
+
+def test_a_callback_given_twice_to_fit_runs_once_and_leaves_with_the_fit():
+    tracer = Tracer()
+    learn = quiet_learner()
+    learn.fit(1, cbs=[tracer, tracer])
+    assert tracer.events == ['before_fit', 'after_fit'] and tracer not in learn.cbs and tracer.learn is None
+
+
 @pytest.mark.parametrize('cls_name, kind', [('Fit', 'method'), ('X', 'property'), ('Metrics', 'property')])
 def test_a_callback_cannot_take_the_name_of_a_learner_member(cls_name, kind):
     cb = type(cls_name, (Callback,), {})()

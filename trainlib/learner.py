@@ -311,12 +311,18 @@ class Learner:
 
     @contextmanager
     def added_cbs(self, cbs: Any) -> Iterator['Learner']:
-        "Add ``cbs`` for the duration of the ``with`` block."
+        """Add ``cbs`` for the duration of the ``with`` block. One already attached is not added again (it runs
+        once per event) and stays attached afterwards."""
         added_before = list(self.cbs)
         try:
-            self.add_cbs(cbs)
+            for cb in listify(cbs):
+                if not self._attached(cb): self.add_cb(cb)
             yield self
         finally: self.remove_cbs([c for c in self.cbs if c not in added_before])
+
+    def _attached(self, cb: Any) -> bool:
+        "Is the instance ``cb`` (of either generation) in ``learn.cbs``?"
+        return any(c is cb or unwrap_callback(c) is cb for c in self.cbs)
 
     @contextmanager
     def removed_cbs(self, cbs: Any) -> Iterator['Learner']:
