@@ -819,6 +819,20 @@ def test_checkpoints_in_sub_folders_of_model_dir_stay_apart():
     assert all(torch.equal(v, first[k]) for k, v in learn.model.state_dict().items())
 
 
+def test_an_absolute_path_gets_pth_as_a_relative_name_does(tmp_path):
+    # fastai 2.8.12: learn.save('/abs/weights') writes and returns /abs/weights.pth
+    learn = quiet_learner()
+    learn.fit(1, lr=0.1)
+    saved = learn.save(tmp_path / 'elsewhere' / 'weights')
+    assert saved == tmp_path / 'elsewhere' / 'weights.pth' and os.listdir(tmp_path / 'elsewhere') == ['weights.pth']
+    assert learn.save(str(tmp_path / 'named.pth')) == tmp_path / 'named.pth'      # not named.pth.pth
+    weights = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    learn.fit(1, lr=0.1)
+    assert learn.load(str(tmp_path / 'elsewhere' / 'weights')) is learn           # finds weights.pth
+    assert all(torch.equal(v, weights[k]) for k, v in learn.model.state_dict().items())
+    assert not Path('models').exists()
+
+
 def test_load_without_optimizer_state_warns():
     learn = quiet_learner()
     learn.save('bare', with_opt=False)

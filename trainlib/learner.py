@@ -754,11 +754,12 @@ class Learner:
 
     # ================================================================== persistence
     def _model_file(self, file: Any) -> Any:
-        "``path/model_dir/file.pth`` (sub-folders of ``file`` kept); an absolute path or a file object as given."
+        """``path/model_dir/file.pth`` (sub-folders of ``file`` kept), or ``file.pth`` for an absolute path, as in
+        fastai; ``.pth`` is not added to a name that ends in it. A file object as given."""
         if not isinstance(file, (str, Path)): return file
         file = Path(file)
-        if file.is_absolute(): return file
-        return self.path / self.model_dir / (file if file.suffix == '.pth' else file.with_name(f'{file.name}.pth'))
+        if file.suffix != '.pth': file = file.with_name(f'{file.name}.pth')
+        return file if file.is_absolute() else self.path / self.model_dir / file
 
     def save(self, file: Any, with_opt: bool = True, pickle_protocol: int = 2) -> Any:
         "Save the weights (and optimizer state) to ``path/model_dir/file.pth`` atomically; returns the path."
