@@ -190,6 +190,21 @@ def test_added_cbs_and_removed_cbs_are_temporary():
     assert learn.progress is progress and learn.cbs[-1] is progress
 
 
+def test_the_context_managers_give_what_fastais_give():
+    # fastai 2.8.12: no_bar and removed_cbs give the Learner; added_cbs, no_logging, no_mbar, loss_not_reduced
+    # (either way) and validation_context give None; `with learn` gives the Learner
+    learn = quiet_learner()
+    for cm in (learn.no_bar(), learn.removed_cbs([]), learn):
+        with cm as got: assert got is learn
+    learn.loss_func = partial(F.mse_loss)
+    for cm in (learn.added_cbs([]), learn.no_logging(), learn.no_mbar(), learn.loss_not_reduced(),
+               learn.validation_context(inner=True)):
+        with cm as got: assert got is None
+    with learn.no_bar() as same:
+        assert not any(isinstance(cb, ProgressCallback) for cb in same.cbs)
+    assert isinstance(learn.cbs[-1], ProgressCallback)
+
+
 def test_fit_cbs_are_there_for_that_fit_only():
     learn = quiet_learner()
     tracer = Tracer()

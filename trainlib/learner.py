@@ -310,14 +310,14 @@ class Learner:
         return self
 
     @contextmanager
-    def added_cbs(self, cbs: Any) -> Iterator['Learner']:
-        """Add ``cbs`` for the duration of the ``with`` block. One already attached is not added again (it runs
-        once per event) and stays attached afterwards."""
+    def added_cbs(self, cbs: Any) -> Iterator[None]:
+        """Add ``cbs`` for the duration of the ``with`` block (it gives None, as fastai's). One already attached is
+        not added again (it runs once per event) and stays attached afterwards."""
         added_before = list(self.cbs)
         try:
             for cb in listify(cbs):
                 if not self._attached(cb): self.add_cb(cb)
-            yield self
+            yield
         finally: self.remove_cbs([c for c in self.cbs if c not in added_before])
 
     def _attached(self, cb: Any) -> bool:
@@ -326,7 +326,7 @@ class Learner:
 
     @contextmanager
     def removed_cbs(self, cbs: Any) -> Iterator['Learner']:
-        "Remove ``cbs`` for the duration of the ``with`` block."
+        "Remove ``cbs`` for the duration of the ``with`` block (it gives the Learner, as fastai's)."
         cbs = listify(cbs)
         self.remove_cbs(cbs)
         try: yield self
@@ -626,11 +626,11 @@ class Learner:
         with replacing_yield(self, 'create_mbar', False): yield
 
     @contextmanager
-    def no_bar(self) -> Iterator[None]:
-        "No ProgressCallback (no bars, no table) inside the ``with`` block."
+    def no_bar(self) -> Iterator['Learner']:
+        "No ProgressCallback (no bars, no table) inside the ``with`` block (it gives the Learner, as fastai's)."
         has = [cb for cb in self.cbs if isinstance(cb, ProgressCallback)]
         self.remove_cbs(has)
-        try: yield
+        try: yield self
         finally:
             if has: self.add_cb(ProgressCallback())
 
