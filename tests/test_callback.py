@@ -252,7 +252,7 @@ def test_callbacks_removed_or_added_mid_event_take_effect_at_the_next_listener()
     learn.fit(1)
     assert log == [('after_batch', 'Other'),                                # batch 0: Late is gone, Newcomer not yet heard
                    ('after_batch', 'Other'), ('after_batch', 'Newcomer'),   # batch 1
-                   ('after_fit', 'Other')]                                  # a cleanup event too: Newcomer is gone
+                   ('after_fit', 'Other'), ('after_fit', 'Newcomer')]       # after_fit (cleanup): removed there, still heard
 
 
 def test_an_error_in_a_listener_of_a_replaced_table_names_its_callback():

@@ -190,6 +190,40 @@ def test_added_cbs_and_removed_cbs_are_temporary():
     assert learn.progress is progress and learn.cbs[-1] is progress
 
 
+def test_a_callback_removed_during_after_fit_still_gets_its_after_fit():
+    # fastai 2.8.12 runs each event over a copy of the callbacks: a manager (order 0) removing its helper (order 10)
+    # in after_fit logs ['Manager.after_fit: removing helper', 'Helper.after_fit (cleanup)'], the helper detached.
+    # A callback switched off there is skipped, and one added there is not run, in both.
+    log = []
+
+    class Helper(Callback):
+        order = 10
+        def __init__(self, tag): self.tag = tag
+        def after_fit(self): log.append((self.tag, self.learn is None))
+
+    class Manager(Callback):
+        def before_fit(self):
+            self.removed, self.silenced = Helper('removed'), Helper('silenced')
+            self.learn.add_cbs([self.removed, self.silenced])
+        def after_fit(self):
+            log.append(('manager', False))
+            self.learn.remove_cb(self.removed)
+            self.silenced.run = False
+            self.learn.add_cb(Helper('added'))
+
+    class Fails(Callback):
+        order = 20
+        def before_fit(self): raise RuntimeError('fit fails')
+
+    learn = quiet_learner(cbs=[Manager()])
+    learn.fit(1)
+    assert log == [('manager', False), ('removed', True)]
+    assert learn.manager.silenced.run is True                              # on again for the next fit
+    log.clear()
+    with pytest.raises(RuntimeError, match='fit fails'): quiet_learner(cbs=[Manager(), Fails()]).fit(1)
+    assert log == [('manager', False), ('removed', True)]                  # also when the fit fails
+
+
 def test_the_context_managers_give_what_fastais_give():
     # fastai 2.8.12: no_bar and removed_cbs give the Learner; added_cbs, no_logging, no_mbar, loss_not_reduced
     # (either way) and validation_context give None; `with learn` gives the Learner

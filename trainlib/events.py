@@ -57,6 +57,12 @@ Cancel exception that no level catches) leaves the loop at once: no more ``after
 except ``after_fit``, which always runs with ``learn.exception`` set to the failure; the
 original exception is then re-raised unchanged, with a note naming the callback and the event.
 
+Callbacks changed during an event: one switched off (``run = False``) or removed by an earlier callback
+of the same event is skipped for the rest of that event; one added there hears the events after it.
+``after_fit`` is cleanup, so a callback removed during it (as a callback that manages a helper removes
+the helper) still gets its ``after_fit``, detached (``self.learn`` is None), as in fastai; one switched
+off does not, and every callback's ``run`` is True again after it.
+
 The names of the fastbook chapter (``begin_fit``, ``begin_epoch``, ``begin_train``,
 ``begin_batch``, ``begin_validate``) still work as method names, with a DeprecationWarning.
 

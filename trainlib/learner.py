@@ -345,8 +345,11 @@ class Learner:
                                   for m in table[e] for cb in listener_owners(m) or (None,))
 
     def _still_listens(self, method: Any, event: str) -> bool:
-        "After the tables changed in the middle of ``event``: is a callback behind entry ``method`` still in its dispatch?"
-        return any(self._listens(cb, event) for cb in listener_owners(method))
+        """After the tables changed in the middle of ``event``: is a callback behind entry ``method`` still in its
+        dispatch? In ``after_fit`` (cleanup) one removed meanwhile still is, unless it was switched off."""
+        owners = listener_owners(method)
+        if event == 'after_fit' and any(cb.run and cb not in self.cbs for cb in owners): return True
+        return any(self._listens(cb, event) for cb in owners)
 
     def _listens(self, cb: Callback, event: str) -> bool:
         "Is ``cb`` in the current phase's dispatch of ``event``?"
@@ -389,7 +392,7 @@ class Learner:
     def _fire_all(self, event: str) -> None:
         "Fire ``event`` to every listener even if some fail (cleanup events); then raise the first failure."
         first, table = None, self._train_cbs if self.training else self._valid_cbs
-        for m in table[event]:        # retired mid-event (callbacks changed): its entries are guarded
+        for m in table[event]:        # retired mid-event (callbacks changed): its entries are guarded (_still_listens)
             try: m()
             except BaseException as e:
                 if not isinstance(e, CancelException): _annotate(e, m, event)
