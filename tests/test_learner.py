@@ -766,6 +766,9 @@ def test_get_preds_streams_to_folders():
     expected, _ = learn.get_preds(act=noop)
     torch.testing.assert_close(saved, expected)     # the raw model outputs, batch by batch
     assert torch.equal(torch.cat([torch.load(f'targs/{i}.pt') for i in range(2)]), learn.dls.valid_ds.tensors[1])
+    # MIGRATION.md, section 3, reads them back this way (fastai names them 0, 1 ... and also returns them)
+    read = torch.cat([torch.load(f'preds/{i}.pt', weights_only=True) for i in range(len(os.listdir('preds')))])
+    torch.testing.assert_close(learn.loss_func.activation(read), learn.get_preds()[0])
 
 
 def test_get_preds_concat_dim():

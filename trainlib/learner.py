@@ -713,7 +713,8 @@ class Learner:
                   cbs: Any = None, save_preds: Any = None, save_targs: Any = None, with_preds: bool = True,
                   with_targs: bool = True, concat_dim: int = 0) -> tuple:
         """Predictions on ``dls[ds_idx]`` (or ``dl``), in the order of the data:
-        ``(inputs?, preds, targets, decoded?, losses?)``. ``save_preds``/``save_targs`` stream to a folder.
+        ``(inputs?, preds, targets, decoded?, losses?)``. ``save_preds``/``save_targs`` stream to a folder
+        (``0.pt``, ``1.pt``... by ``torch.save``; raw outputs) and None is returned in their place.
         A loader with a batch_sampler of its own keeps its batches; ``reorder`` puts the results back in
         dataset order (files saved to folders keep the batch order). Called from a callback during a fit,
         it is always an ``inner`` pass that leaves the fit's state alone."""
