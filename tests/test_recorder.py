@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tiny import blobs_learner, quiet_learner
-from trainlib import (AvgSmoothLoss, Callback, CancelTrainException, CancelValidException, History, ProgressCallback,
+from trainlib import (AvgSmoothLoss, Metric, Callback, CancelTrainException, CancelValidException, History, ProgressCallback,
                       Recorder, accuracy, mae, noop)
 
 
@@ -171,3 +171,21 @@ def test_plot_loss_options():
     assert ax.get_yscale() == 'log'
     assert len(ax.get_lines()) == 2                     # the train loss and one epoch marker
     assert isinstance(learn.recorder.losses[0], torch.Tensor)
+
+
+def test_a_failing_metric_is_named_in_the_error():
+    def broken(pred, targ): raise ValueError('shapes differ')
+
+    class NoValue(Metric):
+        def reset(self): pass
+        def accumulate(self, learn): pass
+        @property
+        def value(self): raise RuntimeError('nothing measured')
+    with pytest.raises(ValueError) as info:
+        blobs_learner(metrics=[broken]).fit(1)
+    assert info.value.__notes__ == ['Exception occurred in metric `broken`',
+                                    'Exception occurred in `Recorder` when calling event `after_batch`']
+    with pytest.raises(RuntimeError) as info:
+        blobs_learner(metrics=[NoValue()]).fit(1)
+    assert info.value.__notes__ == ['Exception occurred in metric `no_value`',
+                                    'Exception occurred in `Recorder` when calling event `after_validate`']

@@ -18,6 +18,7 @@ from dataclasses_json import dataclass_json
 
 from .callback import Callback
 from .metrics import AvgLoss, AvgSmoothLoss, Metric, _LazyDiv
+from .utils import add_note
 
 __all__ = ['Recorder', 'History', 'ValidationMeter', 'format_time']
 
@@ -33,6 +34,22 @@ def _to_float(v: Any) -> Any:
     if isinstance(v, torch.Tensor) and v.numel() == 1: return v.item()
     if isinstance(v, np.generic): return v.item()
     return v
+
+
+def _name_metric(e: Exception, m: Any) -> None:
+    "Add a note naming metric ``m`` to ``e``, raised while it measured."
+    add_note(e, f'Exception occurred in metric `{getattr(m, "name", type(m).__name__)}`')
+
+
+def _values(mets: list) -> list:
+    "The metrics' values as plain numbers (read from the device here); a failure names the metric."
+    out = []
+    for m in mets:
+        try: out.append(_to_float(m.value))
+        except Exception as e:
+            _name_metric(e, m)
+            raise
+    return out
 
 
 @dataclass_json
@@ -104,7 +121,11 @@ class Recorder(Callback):
         if len(learn.yb) == 0: return
         mets = (self._train_now if learn.training else self._valid_now) if self._train_now is not None \
             and self._valid_now is not None else (self._train_mets if learn.training else self._valid_mets)
-        for m in mets: m.accumulate(learn)
+        try:
+            for m in mets: m.accumulate(learn)
+        except Exception as e:
+            _name_metric(e, m)
+            raise
         if not learn.training: return
         self.lrs.append(learn.opt.get_hyper('lr'))
         smooth = self.smooth_loss.lazy_value()       # divided when read: a tensor op less per batch
@@ -136,11 +157,11 @@ class Recorder(Callback):
 
     def after_train(self) -> None:
         "Add the training columns to the row (read from the device here)."
-        self.log += [_to_float(m.value) for m in self._train_mets]
+        self.log += _values(self._train_mets)
 
     def after_validate(self) -> None:
         "Add the validation columns to the row (read from the device here)."
-        self.log += [_to_float(m.value) for m in self._valid_mets]
+        self.log += _values(self._valid_mets)
 
     def after_epoch(self) -> None:
         "Store the row in ``values``/``final_record`` and hand it, with the time, to the logger."
@@ -251,9 +272,13 @@ class ValidationMeter(Callback):
     def after_batch(self) -> None:
         "Accumulate the batch (on the device, as the Recorder does)."
         if len(self.learn.yb) == 0: return
-        for m in self.mets: m.accumulate(self.learn)
+        try:
+            for m in self.mets: m.accumulate(self.learn)
+        except Exception as e:
+            _name_metric(e, m)
+            raise
 
     @property
     def values(self) -> list:
         "``[valid_loss, *metrics]`` as plain numbers."
-        return [_to_float(m.value) for m in self.mets]
+        return _values(self.mets)
