@@ -199,6 +199,33 @@ def test_validate_get_preds_and_pred_batch():
     assert p.shape == (8, 2) and events == [('batch_begin', False), 'loss_begin']
 
 
+def test_predicting_on_a_dataset_type_without_a_loader_names_it():
+    learn = learner()
+    assert learn.data.test_dl is None
+    # fastai 1.0.61 fails with "AttributeError: 'NoneType' object has no attribute 'dataset'"; trainlib used to
+    # predict on the validation set instead
+    for call, who in [(lambda: learn.get_preds(DatasetType.Test), 'get_preds'),
+                      (lambda: learn.get_preds(DatasetType.Test, with_loss=True), 'get_preds'),
+                      (lambda: learn.pred_batch(DatasetType.Test), 'pred_batch'),
+                      (lambda: learn.interpret(DatasetType.Test), 'get_preds'),
+                      (lambda: learn.data.one_batch(DatasetType.Test), 'one_batch')]:
+        with pytest.raises(ValueError) as info:
+            call()
+        assert str(info.value) == (f'{who}(DatasetType.Test): the DataBunch has no test set (data.test_dl is None): '
+                                   f'give DataBunch.create a test_ds')
+    empty = Learner(DataBunch(None, None, device='cpu'), model(), loss_func=nn.CrossEntropyLoss(), silent=True)
+    with pytest.raises(ValueError, match=r'^get_preds\(DatasetType.Valid\): the DataBunch has no validation set '
+                                         r'\(data.valid_dl is None\)$'):
+        empty.get_preds()
+    g = torch.Generator().manual_seed(1)
+    test_x = torch.randn(5, 4, generator=g)
+    with_test = data(test_ds=TensorDataset(test_x, torch.zeros(5).long()))
+    learn = Learner(with_test, model(), loss_func=nn.CrossEntropyLoss(), silent=True)
+    preds, _ = learn.get_preds(DatasetType.Test)
+    torch.testing.assert_close(preds, F.softmax(learn.model.eval()(test_x), -1))
+    assert learn.pred_batch(DatasetType.Test).shape == (5, 2)
+
+
 # ---------------------------------------------------------------- Recorder
 def test_recorder_history_table_and_plots(capsys):
     learn = learner(metrics=[accuracy], silent=False, add_time=False)

@@ -22,6 +22,9 @@ __all__ = ['DataBunch', 'DeviceDataLoader', 'DatasetType', 'load_data']
 
 DatasetType = Enum('DatasetType', 'Train Valid Test Single Fix')
 "Which data a Learner method works on: ``Train`` (shuffled), ``Valid``, ``Test``, ``Single``, ``Fix`` (train in order)."
+_WHAT = {DatasetType.Train: 'training set', DatasetType.Valid: 'validation set', DatasetType.Test: 'test set',
+         DatasetType.Single: 'single-item loader', DatasetType.Fix: 'training set in order'}
+_ATTR = {t: f'data.{t.name.lower()}_dl' for t in DatasetType}
 
 
 class DeviceDataLoader:
@@ -114,9 +117,17 @@ class DataBunch(DataLoaders):
     def valid_dl(self, dl: Any) -> None: self.loaders[1] = _wrap(dl, self.device, [])
 
     def dl(self, ds_type: DatasetType = DatasetType.Valid) -> Any:
-        "The loader for ``ds_type``."
+        "The loader for ``ds_type`` (None when the DataBunch has none)."
         return {DatasetType.Train: self.train_dl, DatasetType.Valid: self.valid_dl, DatasetType.Test: self.test_dl,
                 DatasetType.Single: self.single_dl, DatasetType.Fix: self.fix_dl}[ds_type]
+
+    def _needed_dl(self, ds_type: DatasetType, who: str) -> Any:
+        "The loader for ``ds_type``, or a ValueError naming ``who`` and the data this DataBunch lacks."
+        dl = self.dl(ds_type)
+        if dl is None:
+            hint = ': give DataBunch.create a test_ds' if ds_type is DatasetType.Test else ''
+            raise ValueError(f'{who}({ds_type}): the DataBunch has no {_WHAT[ds_type]} ({_ATTR[ds_type]} is None){hint}')
+        return dl
 
     @property
     def dls(self) -> list:
@@ -169,7 +180,7 @@ class DataBunch(DataLoaders):
     def one_batch(self, ds_type: DatasetType = DatasetType.Train, detach: bool = True, denorm: bool = True,
                   cpu: bool = True) -> tuple:
         "The first batch ``(x, y)`` of the ``ds_type`` loader (detached and on the CPU unless asked)."
-        x, y = next(iter(self.dl(ds_type)))
+        x, y = next(iter(self._needed_dl(ds_type, 'one_batch')))
         if detach: x, y = to_detach(x, cpu=cpu), to_detach(y, cpu=cpu)
         return x, y
 

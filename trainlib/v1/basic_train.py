@@ -314,8 +314,8 @@ class Learner(_V1Learner):
                   with_loss: bool = False, n_batch: int | None = None, pbar: Any = None) -> list:
         """``[predictions, targets(, per-item losses)]`` on ``ds_type``, with learn.callbacks and fresh
         callback_fns (batch events only); ``activ`` defaults to the loss function's activation."""
+        dl = self.data._needed_dl(ds_type, 'get_preds')       # None would make the core predict on the valid loader
         cbs = self.callbacks + self._instantiate_fns()
-        dl = self.data.dl(ds_type)
         _, res = run_v1(self, cbs, lambda: CoreLearner.get_preds(self, dl=dl, with_loss=with_loss, act=noop, inner=True),
                         mode='preds', n_batch=n_batch)
         activ = loss_func2activ(self.loss_func) if activ is None else activ
@@ -324,6 +324,7 @@ class Learner(_V1Learner):
     def pred_batch(self, ds_type: DatasetType = DatasetType.Valid, batch: Any = None, reconstruct: bool = False,
                    with_dropout: bool = False, activ: Callable | None = None) -> Any:
         "The activated predictions for one batch (``batch``, or the first of ``ds_type``); learn.callbacks see it."
+        if batch is None: self.data._needed_dl(ds_type, 'pred_batch')
         xb, yb = batch if batch is not None else self.data.one_batch(ds_type, detach=False, denorm=False)
         device = getattr(self.data, 'device', None)
         if device is not None: xb, yb = to_device(xb, device), to_device(yb, device)
