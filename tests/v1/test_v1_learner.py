@@ -226,6 +226,23 @@ def test_predicting_on_a_dataset_type_without_a_loader_names_it():
     assert learn.pred_batch(DatasetType.Test).shape == (5, 2)
 
 
+@pytest.mark.parametrize('loss_func, first_rows, total', [
+    # Figures from fastai 1.0.61 running this same case (scratch script of the 12-08 review, bug_with_loss_shape.py)
+    (nn.BCEWithLogitsLoss(), [0.39423, 0.35121, 1.11725, 0.34147, 0.79572, 0.78666, 0.70323, 0.3686], 21.00045),
+    (nn.MSELoss(), [0.52889, 0.01805, 0.51981, 0.01022, 0.03826, 0.03205, 0.0004, 0.03682], 18.69369)])
+def test_get_preds_with_loss_gives_the_losses_in_the_shape_of_the_loss_function(loss_func, first_rows, total):
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(30, 4, generator=g)
+    y = (X[:, :2] > 0).float()                     # two columns: multi-label BCE, two-output regression
+    d = DataBunch.create(TensorDataset(X[:16], y[:16]), TensorDataset(X[16:], y[16:]), bs=8, device='cpu')
+    torch.manual_seed(0)
+    learn = Learner(d, nn.Linear(4, 2), loss_func=loss_func, silent=True)
+    preds, targs, losses = learn.get_preds(with_loss=True)
+    assert losses.shape == (14, 2) and loss_func.reduction == 'mean'      # not one mean per item (fastai 2)
+    assert losses[:4].reshape(-1).tolist() == pytest.approx(first_rows, abs=1e-5)
+    assert float(losses.sum()) == pytest.approx(total, abs=1e-4)
+
+
 # ---------------------------------------------------------------- Recorder
 def test_recorder_history_table_and_plots(capsys):
     learn = learner(metrics=[accuracy], silent=False, add_time=False)

@@ -136,10 +136,17 @@ def get_preds(model: nn.Module, dl: Any, pbar: Any = None, cb_handler: CallbackH
     "``[predictions, targets(, per-item losses)]`` of ``model`` on ``dl``, in a hand-written loop."
     res = [torch.cat(o) for o in zip(*validate(model, dl, cb_handler=cb_handler, pbar=pbar, average=False,
                                                n_batch=n_batch))]
-    if loss_func is not None:
-        with NoneReduceOnCPU(loss_func) as lf: res.append(lf(res[0], res[1]))
+    if loss_func is not None: res.append(_item_losses(loss_func, res[0], res[1]))
     if activ is not None: res[0] = activ(res[0])
     return res
+
+
+def _item_losses(loss_func: Callable, out: torch.Tensor, targs: Any) -> torch.Tensor:
+    """fastai 1's per-item losses: ``loss_func`` with ``reduction='none'`` on all the outputs at once, on the CPU,
+    in whatever shape it gives them (``(n, c)`` for a multi-label BCE or a multi-column MSE)."""
+    out, targs = to_detach(out, cpu=True), to_detach(targs, cpu=True)
+    with NoneReduceOnCPU(loss_func) as lf:
+        return lf(out, *targs) if isinstance(targs, (tuple, list)) else lf(out, targs)
 
 
 def fit(epochs: int, learn: Any, callbacks: Any = None, metrics: Any = None) -> None:
@@ -313,13 +320,15 @@ class Learner(_V1Learner):
     def get_preds(self, ds_type: DatasetType = DatasetType.Valid, activ: Callable | None = None,
                   with_loss: bool = False, n_batch: int | None = None, pbar: Any = None) -> list:
         """``[predictions, targets(, per-item losses)]`` on ``ds_type``, with learn.callbacks and fresh
-        callback_fns (batch events only); ``activ`` defaults to the loss function's activation."""
+        callback_fns (batch events only); ``activ`` defaults to the loss function's activation. The losses are the
+        loss function's with ``reduction='none'``, in its shape (fastai 2 averages them to one per item)."""
         dl = self.data._needed_dl(ds_type, 'get_preds')       # None would make the core predict on the valid loader
         cbs = self.callbacks + self._instantiate_fns()
-        _, res = run_v1(self, cbs, lambda: CoreLearner.get_preds(self, dl=dl, with_loss=with_loss, act=noop, inner=True),
-                        mode='preds', n_batch=n_batch)
+        _, (out, targs) = run_v1(self, cbs, lambda: CoreLearner.get_preds(self, dl=dl, act=noop, inner=True),
+                                 mode='preds', n_batch=n_batch)
+        losses = [_item_losses(self.loss_func, out, targs)] if with_loss else []
         activ = loss_func2activ(self.loss_func) if activ is None else activ
-        return [activ(res[0]), res[1]] + ([res[2]] if with_loss else [])
+        return [activ(out), targs] + losses
 
     def pred_batch(self, ds_type: DatasetType = DatasetType.Valid, batch: Any = None, reconstruct: bool = False,
                    with_dropout: bool = False, activ: Callable | None = None) -> Any:
