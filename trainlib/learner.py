@@ -49,6 +49,7 @@ _LEVELS = {name: (f'before_{name}', f'after_cancel_{name}', f'after_{name}')
            for name in ('fit', 'epoch', 'train', 'validate', 'batch', 'backward', 'step')}
 _LOSS_NAMES = frozenset(('loss', 'loss_grad'))
 _UNREAD = object()     # in a _loss_mark: learn.loss, whose copy waits for a first reader
+_MISSING = object()   # no such class attribute
 
 
 # ---------------------------------------------------------------------- fastai's copy of the loss, made when read
@@ -247,25 +248,36 @@ class Learner:
         raise CallbackError(f'cbs: expected a Callback (an instance or a subclass of trainlib.Callback), '
                             f'got {cb!r} of type {type(cb).__name__}')
 
-    def _register_name(self, cb: Callback) -> None:
+    def _register_name(self, cb: Callback) -> bool:
+        """Check that ``cb`` may become ``learn.<cb.name>``; False when it is not to be registered: a callback that
+        ``yields_name`` (a fastai-1 one) to a name the Learner itself has."""
+        if getattr(cb, 'yields_name', False) and self._learner_owns(cb.name) is not None: return False
         self._check_name(cb.name, unwrap_callback(cb), _cb_label(cb))
+        return True
+
+    def _learner_owns(self, name: Any) -> str | None:
+        "When the Learner itself has ``learn.<name>`` (a method, a property, its state), what to say of it; else None."
+        if not isinstance(name, str): return None
+        member = getattr(type(self), name, _MISSING)
+        if member is not _MISSING:
+            return (f'is a Learner {"property" if isinstance(member, property) else "method"}; give the class another '
+                    f'name or set `name = "..."` on it')
+        if name not in self.__dict__: return None
+        old = self.__dict__[name]
+        if isinstance(old, Callback) or _looks_like_v1(old): return None          # a callback's name
+        return f'already holds the Learner state {"None" if old is None else type(old).__name__}; rename the callback'
 
     def _check_name(self, name: Any, owner: Any, label: str) -> None:
         """Raise :class:`CallbackError` unless callback ``owner`` (of either generation, named ``label`` in
         errors) may become ``learn.<name>``: a free name, its own, or one held by a callback no longer attached."""
         if not isinstance(name, str) or not name.isidentifier():
             raise CallbackError(f'callback `{label}`: its name {name!r} is not a valid attribute name')
-        if hasattr(type(self), name):
-            raise CallbackError(f'callback `{label}` would be registered as `learn.{name}`, which is '
-                                f'a Learner {"property" if isinstance(getattr(type(self), name), property) else "method"}; '
-                                f'give the class another name or set `name = "..."` on it')
+        owned = self._learner_owns(name)
+        if owned is not None: raise CallbackError(f'callback `{label}` would be registered as `learn.{name}`, which {owned}')
         old = self.__dict__.get(name, owner)
         if old is owner: return
         live = next((c for c in self.cbs if unwrap_callback(c) is old), None)
-        if live is None:
-            if isinstance(old, Callback) or _looks_like_v1(old): return    # a callback no longer attached
-            raise CallbackError(f'callback `{label}` would be registered as `learn.{name}`, which already holds '
-                                f'the Learner state {"None" if old is None else type(old).__name__}; rename the callback')
+        if live is None: return            # a callback no longer attached
         if type(old) is not type(owner):
             raise CallbackError(f'callbacks `{_cb_label(live)}` and `{label}` both want to be `learn.{name}`; give one '
                                 f'of them another `name` (a fastai-1 callback: another class name), or remove one')
@@ -274,10 +286,10 @@ class Learner:
         "Add a callback (an instance, or a class to instantiate) and register it as ``learn.<cb.name>``."
         cb = self._coerce_callback(cb)
         validate_callback(cb)
-        self._register_name(cb)
+        named = self._register_name(cb)
         sort_callbacks(self.cbs + [cb])           # a run_before/run_after cycle fails here, before anything changes
         object.__setattr__(cb, 'learn', self)
-        self.__dict__[cb.name] = unwrap_callback(cb)
+        if named: self.__dict__[cb.name] = unwrap_callback(cb)
         self.cbs.append(cb)
         self._callbacks_changed()
         return self

@@ -1,8 +1,10 @@
 """The bridge itself: a v1 callback handed to a core (v2) Learner, the live state view, and no host sync."""
+import pytest
 import torch
 
 import test_v1_learner as tl
 from host_reads import count_host_reads
+from trainlib import CallbackError
 from trainlib.testing import synth_learner
 from trainlib.v1 import Callback, V1Adapter, accuracy
 from trainlib.v1.bridge import LearnerState, V1Driver
@@ -164,3 +166,48 @@ def test_last_loss_changed_in_place_at_on_backward_begin_is_the_loss_of_on_batch
     learn.logger = lambda *a: None
     learn.fit(1, cbs=[Double()])
     assert len(seen) == 4 and seen[1] == 2 * seen[0] and seen[3] == 2 * seen[2]
+
+
+def test_a_plain_v1_callback_named_like_a_learner_member_runs_without_being_registered():
+    # fastai 1.0.61 runs every one of these (scratch script of the 12-08 review, bug_reserved_names.py): it never
+    # registered a plain Callback on the Learner. trainlib registers it only where the name is free.
+    for cls_name in ['Logger', 'Loss', 'Training', 'Epoch', 'Pred', 'Metrics', 'Model', 'Path', 'Lock', 'Summary',
+                     'Exception', 'Iter', 'Dl', 'Opt', 'Wd', 'Lr', 'Unfreeze']:
+        epochs = []
+        cls = type(cls_name, (Callback,), {'on_epoch_end': lambda self, epoch, **kwargs: epochs.append(epoch)})
+        learn = tl.Learner(tl.data(n_train=8, n_valid=8), tl.model(), loss_func=torch.nn.CrossEntropyLoss(),
+                           silent=True)
+        learn.fit(1, callbacks=[cls()])
+        if cls_name in ('Loss', 'Unfreeze'):              # attached to the Learner, for several fits
+            learn.add_cb(cls())
+            learn.fit(1)
+            assert epochs == [0, 0]
+            learn.remove_cb(next(c for c in learn.cbs if isinstance(c, V1Adapter)))
+        assert epochs[0] == 0 and not isinstance(getattr(learn, cls_name.lower()), cls), cls_name
+    assert learn.unfreeze.__func__ is tl.Learner.unfreeze
+
+
+def test_a_plain_v1_callback_may_unfreeze_the_learner_it_is_named_after():
+    # fastai 1.0.61 on this case (scratch script of the 12-08 review, bug_name_shadow.py): 'unfrozen at epoch 1',
+    # then 4 trainable parameters
+    class Unfreeze(Callback):
+        def __init__(self, learn): self.learn, self.at = learn, []
+        def on_epoch_begin(self, epoch, **kwargs):
+            if epoch == 1:
+                self.learn.unfreeze(); self.learn.opt.lr = 1e-3; self.at.append(epoch)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    learn = tl.Learner(tl.data(), model, loss_func=torch.nn.CrossEntropyLoss(), silent=True)
+    learn.split([model[2]]); learn.freeze()
+    assert sum(p.requires_grad for p in model.parameters()) == 2
+    cb = Unfreeze(learn)
+    learn.fit(2, 1e-2, callbacks=[cb])
+    assert cb.at == [1] and sum(p.requires_grad for p in model.parameters()) == 4
+    assert learn.unfreeze.__func__ is tl.Learner.unfreeze
+
+
+def test_two_v1_callbacks_of_different_classes_still_cannot_share_a_name():
+    first, second = type('Probe', (Callback,), {}), type('Probe', (Callback,), {})
+    learn = tl.learner()
+    with pytest.raises(CallbackError, match=r'callbacks `Probe\(v1\)` and `Probe\(v1\)` both want to be `learn.probe`'):
+        learn.fit(1, callbacks=[first(), second()])

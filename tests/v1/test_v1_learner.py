@@ -280,6 +280,28 @@ def test_learner_callback_registration_and_callback_fns():
     assert copy.n == 4 and copy.learn is None
 
 
+def test_a_learner_callback_named_like_a_learner_member_runs_unregistered_with_a_warning():
+    # fastai 1.0.61 runs a LearnerCallback named Loss or Unfreeze and makes it learn.loss / learn.unfreeze (scratch
+    # script of the 12-08 review); trainlib's loop and methods keep these names, so the callback runs unregistered.
+    class Loss(LearnerCallback):
+        def on_train_begin(self, **kwargs): self.seen = []
+        def on_batch_end(self, last_loss, train, **kwargs):
+            if train: self.seen.append(last_loss)
+    class Unfreeze(LearnerCallback):
+        def on_epoch_begin(self, epoch, **kwargs):
+            if epoch == 1: self.learn.unfreeze()
+    learn = learner()
+    with pytest.warns(UserWarning) as record:
+        cbs = [Loss(learn), Unfreeze(learn)]
+    assert [str(w.message) for w in record] == [
+        f'`{name}(v1)` is not registered as `learn.{name.lower()}`, which is the Learner\'s own; keep a reference to '
+        f'the callback, or rename its class (or set `cb_name`) to reach it from the Learner' for name in ('Loss', 'Unfreeze')]
+    assert record[0].filename == __file__
+    learn.fit(2, callbacks=cbs)
+    assert len(cbs[0].seen) == 8 and not isinstance(learn.loss, Loss)        # learn.loss is the loop's
+    assert learn.unfreeze.__func__ is Learner.unfreeze
+
+
 def test_a_v1_method_without_kwargs_is_refused_when_the_callback_is_given():
     class Forgetful(Callback):
         def on_epoch_end(self, epoch): pass

@@ -416,8 +416,15 @@ class LearnerCallback(Callback):
     def __init__(self, learn: Any) -> None:
         self.learn = learn
         self.exclude, self.not_min = ['_learn'], []
-        if isinstance(learn, CoreLearner): learn._check_name(self.cb_name, self, f'{type(self).__name__}(v1)')
-        setattr(learn, self.cb_name, self)
+        name, label = self.cb_name, f'{type(self).__name__}(v1)'
+        if isinstance(learn, CoreLearner):
+            if learn._learner_owns(name) is not None:     # the Learner's own name wins (its loop or methods need it)
+                warnings.warn(f'`{label}` is not registered as `learn.{name}`, which is the Learner\'s own; keep a '
+                              f'reference to the callback, or rename its class (or set `cb_name`) to reach it from '
+                              f'the Learner', stacklevel=2)
+                return
+            learn._check_name(name, self, label)
+        setattr(learn, name, self)
 
     @property
     def learn(self) -> Any:

@@ -36,7 +36,8 @@ Both generations in one fit (see MIGRATION.md, "Old and new callbacks together")
   a default v1 callback (0 -> 55) runs after the v2 Recorder (50) and before Progress/schedulers/trackers
   (60), and the v1 Recorder (-10 -> 45) before the v2 callbacks that read the epoch's row (order > 45).
 - ``learn.<name>``: a v1 callback is registered as ``camel2snake(its class)`` (``recorder``,
-  ``one_cycle_scheduler``); two callbacks of different classes wanting one name is a CallbackError.
+  ``one_cycle_scheduler``) unless the Learner has that name itself (``learn.loss``, ``learn.unfreeze``: then it
+  runs unregistered); two callbacks of different classes wanting one name is a CallbackError.
   ``run_before``/``run_after`` may name a class of either generation.
 - What a v2 callback cancels, v1 callbacks see as their flags: a cancelled backward, step or batch sets
   ``skip_bwd``/``skip_step``/``skip_zero``; a cancelled phase or epoch ``stop_epoch``; a cancelled fit
@@ -593,6 +594,7 @@ class V1Adapter(CoreCallback):
     registered) and honours ``run_before``/``run_after`` set on the v1 callback. Attaching it attaches the drivers."""
 
     copies_loss = False      # a change made to last_loss in place is the recorded loss too, as in fastai 1
+    yields_name = True       # not registered where the Learner has the name (learn.loss, learn.unfreeze), as fastai 1 runs it
 
     def __init__(self, cb: Any) -> None:
         check_v1_callback(cb)
