@@ -250,10 +250,11 @@ class Learner:
 
     def _register_name(self, cb: Callback) -> bool:
         """Check that ``cb`` may become ``learn.<cb.name>``; False when it is not to be registered: a callback that
-        ``yields_name`` (a fastai-1 one) to a name the Learner itself has."""
+        ``yields_name`` (a fastai-1 one) to a name the Learner itself has, or one that is not ``registered_here``
+        (a fastai-1 LearnerCallback, which its constructor registers)."""
         if getattr(cb, 'yields_name', False) and self._learner_owns(cb.name) is not None: return False
         self._check_name(cb.name, unwrap_callback(cb), _cb_label(cb))
-        return True
+        return getattr(cb, 'registered_here', True)
 
     def _learner_owns(self, name: Any) -> str | None:
         "When the Learner itself has ``learn.<name>`` (a method, a property, its state), what to say of it; else None."
@@ -307,10 +308,10 @@ class Learner:
         if cb in self.cbs:
             self.cbs.remove(cb)
             name = cb.name
-            # A fastai-1 LearnerCallback (``keeps_name``) stays ``learn.<name>`` after it is removed, as in fastai 1.
-            if self.__dict__.get(name) is unwrap_callback(cb) and not cb.__dict__.get('keeps_name', False):
+            # A fastai-1 LearnerCallback (not ``registered_here``) stays ``learn.<name>`` after it is removed, as in fastai 1.
+            if getattr(cb, 'registered_here', True) and self.__dict__.get(name) is unwrap_callback(cb):
                 del self.__dict__[name]
-                same = [c for c in self.cbs if c.name == name]
+                same = [c for c in self.cbs if c.name == name and getattr(c, 'registered_here', True)]
                 if same: self.__dict__[name] = unwrap_callback(same[-1])
             object.__setattr__(cb, 'learn', None)
             self._callbacks_changed()

@@ -280,6 +280,33 @@ def test_learner_callback_registration_and_callback_fns():
     assert copy.n == 4 and copy.learn is None
 
 
+class Tagged(LearnerCallback):
+    def __init__(self, learn, tag):
+        super().__init__(learn)
+        self.tag, self.during = tag, []
+    def on_epoch_end(self, **kwargs): self.during.append(self.learn.tagged.tag)
+
+
+def test_learn_cb_name_is_the_last_learner_callback_built_also_after_a_fit_as_in_fastai_1():
+    # fastai 1.0.61 (scratch script of the 12-08 review, bug_learner_cb_name_lost.py, with SaveModelCallback):
+    # learn.<cb_name> is the last LearnerCallback built, during and after every fit
+    learn = learner()
+    best, every = Tagged(learn, 'best'), Tagged(learn, 'ep')
+    learn.fit(1, callbacks=[best, every])
+    assert learn.tagged is every and best.during == every.during == ['ep']
+    learn = learner()
+    a = Tagged(learn, 'a')
+    learn.fit(1, callbacks=[a])
+    assert learn.tagged is a
+    b = Tagged(learn, 'b')
+    learn.fit(1, callbacks=[b])
+    learn.fit(1, callbacks=[a])                     # the first one again
+    assert learn.tagged is b and a.during == ['a', 'b']
+    learn.callbacks.append(a)                       # in learn.callbacks, for every fit
+    learn.fit(1)
+    assert learn.tagged is b and a.during == ['a', 'b', 'b']
+
+
 def test_a_learner_callback_named_like_a_learner_member_runs_unregistered_with_a_warning():
     # fastai 1.0.61 runs a LearnerCallback named Loss or Unfreeze and makes it learn.loss / learn.unfreeze (scratch
     # script of the 12-08 review); trainlib's loop and methods keep these names, so the callback runs unregistered.

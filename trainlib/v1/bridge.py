@@ -601,7 +601,6 @@ class V1Adapter(CoreCallback):
         d = self.__dict__
         d['cb'] = d['__wrapped__'] = cb
         d['order'], d['_learn'], d['_driver'], d['_cell'] = v1_core_order(cb), None, None, [None]
-        d['keeps_name'] = False      # set when attached: a LearnerCallback that registered itself stays learn.<name>
         d['transient'] = False       # made by run_v1 for one run (not attached with learn.add_cb)
         for attr in ('run_before', 'run_after'):
             d[attr] = cb.__dict__.get(attr, getattr(type(cb), attr, None)) if hasattr(cb, '__dict__') else None
@@ -614,6 +613,12 @@ class V1Adapter(CoreCallback):
         return cb.cb_name if hasattr(type(cb), 'cb_name') else camel2snake(type(cb).__name__)
 
     @property
+    def registered_here(self) -> bool:
+        """False for a LearnerCallback: ``learn.<cb_name>`` is what its constructor set (the last one built, kept
+        after the fit), as in fastai 1; another v1 callback is ``learn.<name>`` while it is attached."""
+        return not hasattr(type(self.cb), 'cb_name')
+
+    @property
     def learn(self) -> Any:
         "The Learner this adapter is attached to."
         return self.__dict__['_learn']
@@ -623,7 +628,6 @@ class V1Adapter(CoreCallback):
         old = self.__dict__['_learn']
         self.__dict__['_learn'] = learn
         if learn is not None:
-            self.__dict__['keeps_name'] = learn.__dict__.get(self.name) is self.cb
             driver = self.__dict__['_driver'] = drivers_for(learn)
             self.__dict__['_cell'] = driver.cell
         elif old is not None: _drop_drivers_if_unused(old)
