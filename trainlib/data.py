@@ -28,10 +28,11 @@ def _own_batches(dl: Any) -> bool:
     return not (isinstance(bs, BatchSampler) and isinstance(bs.sampler, SequentialSampler) and not bs.drop_last)
 
 
-def _like(dl: DataLoader, **how: Any) -> DataLoader:
-    "A DataLoader over ``dl``'s dataset with its collate function and workers, batched as ``how`` says."
-    return DataLoader(dl.dataset, collate_fn=dl.collate_fn, num_workers=dl.num_workers, pin_memory=dl.pin_memory,
-                      worker_init_fn=dl.worker_init_fn, **how)
+def loader_like(dl: DataLoader, **how: Any) -> DataLoader:
+    """A DataLoader over ``dl``'s dataset with its collate function and workers, batched as ``how`` says (which may
+    also give other collate functions, workers...)."""
+    return DataLoader(dl.dataset, **{'collate_fn': dl.collate_fn, 'num_workers': dl.num_workers,
+                                     'pin_memory': dl.pin_memory, 'worker_init_fn': dl.worker_init_fn, **how})
 
 
 def sequential_loader(dl: Any) -> Any:
@@ -44,7 +45,7 @@ def sequential_loader(dl: Any) -> Any:
         raise ValueError('sequential_loader: the DataLoader uses a custom batch_sampler, whose order is its own; '
                          'use prediction_loader (what get_preds runs) to put its results back in order')
     if dl.batch_size is None or (isinstance(dl.sampler, SequentialSampler) and not dl.drop_last): return dl
-    return _like(dl, batch_size=dl.batch_size, shuffle=False, drop_last=False)
+    return loader_like(dl, batch_size=dl.batch_size, shuffle=False, drop_last=False)
 
 
 def prediction_loader(dl: Any, reorder: bool = True) -> tuple[Any, torch.Tensor | None]:
@@ -55,7 +56,7 @@ def prediction_loader(dl: Any, reorder: bool = True) -> tuple[Any, torch.Tensor 
     if not _own_batches(dl): return sequential_loader(dl), None
     if not reorder: return dl, None
     batches = [list(b) for b in dl.batch_sampler]
-    return _like(dl, batch_sampler=batches), torch.tensor([i for b in batches for i in b]).argsort()
+    return loader_like(dl, batch_sampler=batches), torch.tensor([i for b in batches for i in b]).argsort()
 
 
 class DataLoaders:

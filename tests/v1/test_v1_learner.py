@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from trainlib import CallbackError
-from trainlib.v1 import (BasicLearner, Callback, DataBunch, DatasetType, Learner, LearnerCallback, Recorder, accuracy,
-                         fit)
+from trainlib.v1 import (BasicLearner, Callback, DataBunch, DatasetType, DeviceDataLoader, Learner, LearnerCallback,
+                         Recorder, accuracy, fit)
 from trainlib.v1.basic_train import loss_func2activ
 
 
@@ -120,6 +120,59 @@ def test_databunch_from_loaders_and_empty_validation():
     learn = Learner(d, model(), loss_func=nn.CrossEntropyLoss(), silent=True)
     learn.fit(1)
     assert learn.recorder.val_losses == [None] and learn.model.training      # validation skipped
+
+
+def _described(dl):
+    return len(dl), dl.batch_size, type(dl.sampler).__name__, dl.drop_last, dl.num_workers, str(dl.device)
+
+
+def _with_test_set(**kwargs):
+    return data(n_train=24, n_valid=20, bs=8, test_ds=TensorDataset(torch.randn(7, 4), torch.zeros(7).long()), **kwargs)
+
+
+def test_device_data_loader_new_create_and_the_attributes_of_what_it_wraps():
+    # Figures from fastai 1.0.61 running this same case (scratch script of the 12-08 review, bug_missing_api.py)
+    d = _with_test_set()
+    d.add_tfm(lambda b: (b[0] * 0 + 1, b[1]))
+    assert _described(d.train_dl.new()) == (3, 8, 'RandomSampler', True, 0, 'cpu')
+    assert _described(d.train_dl.new(shuffle=False, batch_size=5)) == (4, 5, 'SequentialSampler', True, 0, 'cpu')
+    assert _described(d.valid_dl.new(batch_size=3)) == (7, 3, 'SequentialSampler', False, 0, 'cpu')
+    new = d.valid_dl.new()
+    assert new.tfms == d.valid_dl.tfms and new.tfms is not d.valid_dl.tfms and new.dataset is d.valid_ds
+    assert float(next(iter(new))[0].sum()) == 8 * 4                               # through the same tfms
+    assert d.train_dl.timeout == 0 and d.train_dl.collate_fn is d.train_dl.dl.collate_fn
+    assert len(d.train_dl.tensors) == 2                                           # then the dataset's, as fastai 1
+    with pytest.raises(AttributeError, match=r"^'DeviceDataLoader' object has no attribute 'foo' \(nor has the "
+                                             r"DataLoader it wraps, or that loader's dataset\)$"):
+        d.train_dl.foo
+    ds = d.test_ds
+    assert _described(DeviceDataLoader.create(ds, bs=3, shuffle=True, device='cpu')) == (3, 3, 'RandomSampler', False, 0, 'cpu')
+    assert _described(DeviceDataLoader.create(ds, bs=3, device='cpu', drop_last=True)) == \
+        (2, 3, 'SequentialSampler', True, 0, 'cpu')
+    assert _described(DeviceDataLoader.create(ds, device='cpu')) == (1, 64, 'SequentialSampler', False, 0, 'cpu')
+    collated = []
+    def collate(items):
+        collated.append(len(items))
+        return torch.utils.data.default_collate(items)
+    ones = DeviceDataLoader.create(ds, bs=7, device='cpu', tfms=[lambda b: (b[0] * 0 + 1, b[1])], collate_fn=collate)
+    assert float(next(iter(ones))[0].sum()) == 28.0 and ones.collate_fn is collate and collated == [7]
+    with pytest.raises(TypeError, match='the wrapped loader is a list, not a torch DataLoader'):
+        DeviceDataLoader([(torch.zeros(1), torch.zeros(1))], 'cpu').new(batch_size=2)
+
+
+def test_databunch_fix_and_single_datasets_and_the_batch_size_setter():
+    # Figures from fastai 1.0.61 running this same case (scratch script of the 12-08 review, bug_batch_size_setter.py)
+    d = _with_test_set()
+    assert d.fix_ds is d.train_ds and len(d.fix_ds) == 24 and d.single_ds is d.valid_ds and len(d.single_ds) == 20
+    d.batch_size = 5
+    assert d.batch_size == 5
+    assert [_described(dl) for dl in (d.train_dl, d.valid_dl, d.fix_dl, d.test_dl, d.single_dl)] == [
+        (4, 5, 'RandomSampler', True, 0, 'cpu'), (4, 5, 'SequentialSampler', False, 0, 'cpu'),
+        (3, 8, 'SequentialSampler', False, 0, 'cpu'), (2, 5, 'SequentialSampler', False, 0, 'cpu'),
+        (20, 1, 'SequentialSampler', False, 0, 'cpu')]
+    learn = Learner(d, model(), loss_func=nn.CrossEntropyLoss(), silent=True)
+    learn.fit(1)
+    assert learn.recorder.nb_batches == [4]
 
 
 # ---------------------------------------------------------------- Learner: defaults, optimizer, layer groups

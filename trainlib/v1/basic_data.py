@@ -11,9 +11,9 @@ from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from ..data import DataLoaders
+from ..data import DataLoaders, loader_like
 from ..persistence import atomic_save
 from ..utils import default_device, on_device, to_detach, to_device
 from .core import listify
@@ -27,11 +27,49 @@ _WHAT = {DatasetType.Train: 'training set', DatasetType.Valid: 'validation set',
 _ATTR = {t: f'data.{t.name.lower()}_dl' for t in DatasetType}
 
 
+def _batching(dl: DataLoader) -> dict:
+    "How ``dl`` batches, as DataLoader arguments: ``batch_size``, ``shuffle``, ``drop_last``, or its own samplers."
+    if dl.batch_size is None: return {'batch_sampler': dl.batch_sampler} if dl.batch_sampler is not None else {'batch_size': None}
+    how = {'batch_size': dl.batch_size, 'drop_last': dl.drop_last}
+    if type(dl.sampler) is RandomSampler: how['shuffle'] = True
+    elif type(dl.sampler) is SequentialSampler: how['shuffle'] = False
+    else: how['sampler'] = dl.sampler
+    return how
+
+
 class DeviceDataLoader:
-    "A loader whose batches are moved to ``device`` and then passed through ``tfms``."
+    """A loader whose batches are moved to ``device`` and then passed through ``tfms``. Attributes it lacks come
+    from the DataLoader it wraps (``num_workers``, ``sampler``, ``drop_last``, ``collate_fn``...), then from its
+    dataset, as in fastai 1."""
 
     def __init__(self, dl: Any, device: Any, tfms: Any = None) -> None:
         self.dl, self.device, self.tfms = dl, torch.device(device), listify(tfms)
+
+    @classmethod
+    def create(cls, dataset: Dataset, bs: int = 64, shuffle: bool = False, device: Any = None, tfms: Any = None,
+               num_workers: int = 0, collate_fn: Callable | None = None, **kwargs: Any) -> 'DeviceDataLoader':
+        """A DataLoader over ``dataset`` (batch size ``bs``; other DataLoader arguments in ``kwargs``) whose batches go
+        to ``device`` (default ``defaults.device``) through ``tfms``."""
+        if collate_fn is not None: kwargs['collate_fn'] = collate_fn
+        return cls(DataLoader(dataset, batch_size=bs, shuffle=shuffle, num_workers=num_workers, **kwargs),
+                   default_device() if device is None else device, tfms)
+
+    def new(self, **kwargs: Any) -> 'DeviceDataLoader':
+        """A loader over the same dataset, to the same device through the same tfms, with the DataLoader arguments
+        in ``kwargs`` changed (``batch_size``, ``shuffle``, ``drop_last``, ``num_workers``...)."""
+        if not isinstance(self.dl, DataLoader):
+            raise TypeError(f'DeviceDataLoader.new: the wrapped loader is a {type(self.dl).__name__}, not a torch '
+                            f'DataLoader whose arguments could be changed')
+        return DeviceDataLoader(loader_like(self.dl, **{**_batching(self.dl), **kwargs}), self.device, list(self.tfms))
+
+    def __getattr__(self, k: str) -> Any:
+        d = self.__dict__
+        if k.startswith('__') or 'dl' not in d: raise AttributeError(k)
+        for source in (d['dl'], getattr(d['dl'], 'dataset', None)):
+            try: return getattr(source, k)
+            except AttributeError: pass
+        raise AttributeError(f"'DeviceDataLoader' object has no attribute {k!r} (nor has the "
+                             f"{type(d['dl']).__name__} it wraps, or that loader's dataset)")
 
     def __len__(self) -> int: return len(self.dl)
 
@@ -61,6 +99,13 @@ class DeviceDataLoader:
         if tfm in self.tfms: self.tfms.remove(tfm)
 
     def __repr__(self) -> str: return f'DeviceDataLoader({self.dl!r}, device={self.device})'
+
+
+def _dataset_of(loader: str, doc: str) -> property:
+    "A read-only property: the dataset of the DataBunch's loader ``loader`` (None without that loader)."
+    def dataset(self: Any) -> Any: return getattr(getattr(self, loader), 'dataset', None)
+    dataset.__doc__ = doc
+    return property(dataset)
 
 
 def _wrap(dl: Any, device: Any, tfms: list) -> Any:
@@ -134,20 +179,11 @@ class DataBunch(DataLoaders):
         "Every loader there is (train, valid, fix, test, single)."
         return [d for d in (self.train_dl, self.valid_dl, self.fix_dl, self.test_dl, self.single_dl) if d is not None]
 
-    @property
-    def train_ds(self) -> Any:
-        "The training dataset."
-        return getattr(self.train_dl, 'dataset', None)
-
-    @property
-    def valid_ds(self) -> Any:
-        "The validation dataset."
-        return getattr(self.valid_dl, 'dataset', None)
-
-    @property
-    def test_ds(self) -> Any:
-        "The test dataset (None without one)."
-        return getattr(self.test_dl, 'dataset', None)
+    train_ds = _dataset_of('train_dl', 'The training dataset.')
+    valid_ds = _dataset_of('valid_dl', 'The validation dataset.')
+    test_ds = _dataset_of('test_dl', 'The test dataset (None without one).')
+    fix_ds = _dataset_of('fix_dl', 'The dataset of ``fix_dl`` (the training set, in order).')
+    single_ds = _dataset_of('single_dl', 'The dataset of ``single_dl`` (the validation set, one item per batch).')
 
     @property
     def empty_val(self) -> bool:
@@ -168,6 +204,17 @@ class DataBunch(DataLoaders):
     def batch_size(self) -> Any:
         "The training batch size."
         return self.train_dl.batch_size
+
+    @batch_size.setter
+    def batch_size(self, v: int) -> None:
+        """New train, valid and test loaders with batch size ``v`` (and the training loader's workers), as fastai 1;
+        ``fix_dl`` and ``single_dl`` stay as they are."""
+        workers = self.train_dl.num_workers
+        self.train_dl = self.train_dl.new(batch_size=v, num_workers=workers, shuffle=True, drop_last=True)
+        if self.valid_dl is not None:
+            self.valid_dl = self.valid_dl.new(batch_size=v, num_workers=workers, shuffle=False, drop_last=False)
+        if self.test_dl is not None:
+            self.test_dl = self.test_dl.new(batch_size=v, num_workers=workers, shuffle=False, drop_last=False)
 
     def add_tfm(self, tfm: Callable) -> None:
         "Apply ``tfm`` to the batches of every loader."
