@@ -225,6 +225,22 @@ def test_save_and_load_round_trip(tmp_path):
     assert learn.load('stage1') is learn and torch.equal(learn.model[0].weight, w)
 
 
+def test_init_initialises_the_trainable_layers_but_batchnorm_and_zeroes_their_biases():
+    # fastai 1.0.61 on this model (scratch script of the 12-08 review): Linear weights all ones, biases 0, the
+    # BatchNorm and the frozen Linear untouched; init returns None
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2), nn.Linear(2, 2))
+    with torch.no_grad(): m[1].weight.mul_(3)
+    m[4].requires_grad_(False)
+    before = {n: p.detach().clone() for n, p in m.named_parameters()}
+    learn = Learner(data(), m, loss_func=nn.CrossEntropyLoss(), silent=True)
+    assert learn.init(nn.init.ones_) is None
+    after = {n: p.detach() for n, p in m.named_parameters()}
+    assert float(after['0.weight'].sum()) == 32 and float(after['3.weight'].sum()) == 16
+    assert float(after['0.bias'].abs().sum()) == 0 and float(after['3.bias'].abs().sum()) == 0
+    for n in ('1.weight', '1.bias', '4.weight', '4.bias'): assert torch.equal(after[n], before[n]), n
+
+
 # ---------------------------------------------------------------- evaluation
 def test_validate_get_preds_and_pred_batch():
     events = []

@@ -40,7 +40,7 @@ from .persist import load_learner
 from .bridge import V1Bar, is_v2_callback, made_class, make_callback, run_v1
 from .callback import Callback, CallbackHandler, check_v1_callback, weighted_loss_mean
 from .core import defaults, first_el, is_listy, listify
-from .torch_core import AdamW, NoneReduceOnCPU, bn_types, flatten_model, requires_grad, split_model
+from .torch_core import AdamW, NoneReduceOnCPU, apply_init, bn_types, flatten_model, requires_grad, split_model
 
 __all__ = ['Learner', 'BasicLearner', 'LearnerCallback', 'Recorder', 'RecordOnCPU', 'fit', 'train_epoch', 'loss_batch',
            'validate', 'get_preds', 'DatasetType', 'loss_func2activ', 'load_learner']
@@ -301,6 +301,10 @@ class Learner(_V1Learner):
     def unfreeze(self) -> None:
         "Train every layer group."
         self.freeze_to(0)
+
+    def init(self, init: Callable) -> None:
+        "Initialise the model's trainable, non-batchnorm layers: ``init(weight)``, biases to 0."
+        apply_init(self.model, init)
 
     # ------------------------------------------------------------------ evaluation
     def validate(self, dl: Any = None, callbacks: Any = None, metrics: Any = None) -> list:
