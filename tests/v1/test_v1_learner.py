@@ -417,6 +417,10 @@ def test_a_v1_method_without_kwargs_is_refused_when_the_callback_is_given():
     with pytest.raises(CallbackError, match='Forgetful'):
         learn.fit(1)                                # made by callback_fns at fit: checked before the first batch
     assert counter.n == 0
+    late = Count()
+    late.on_epoch_end = lambda epoch: None            # its class passed; its own method is checked all the same
+    with pytest.raises(CallbackError, match=r'event method `on_epoch_end\(epoch\)` cannot be called'):
+        learn.fit(1, callbacks=[late])
 
 
 def test_a_misspelt_v1_event_method_is_warned_about_once():

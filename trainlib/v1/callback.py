@@ -36,7 +36,9 @@ import difflib
 import dis
 import inspect
 import warnings
+import weakref
 from array import array
+from functools import lru_cache
 from collections.abc import Mapping
 from types import CodeType, FunctionType, MethodType
 from typing import Any, Callable, Collection
@@ -331,12 +333,16 @@ class AverageMetric(Callback):
 
 def check_v1_callback(cb: Any) -> None:
     """Check a v1 callback when it is added: every ``on_<event>`` it overrides takes the state as keyword
-    arguments (:class:`~trainlib.callback.CallbackError` if not); a warning for a misspelt event name."""
+    arguments (:class:`~trainlib.callback.CallbackError` if not); a warning for a misspelt event name. A class
+    passes once (a callback is checked whenever a fit starts), unless the instance has ``on_*`` attributes of its own."""
+    cls = type(cb)
+    if cls in _CHECKED and not any(k.startswith('on_') for k in getattr(cb, '__dict__', ())): return
     label = _cb_name(cb)
     for ev in overridden_events(cb):
         method = getattr(cb, _METHOD[ev])
         if not callable(method):
             raise CallbackError(f'callback `{label}`: `on_{ev}` must be a method, got {type(method).__name__}')
+        if _takes_kwargs(method): continue
         try: sig = inspect.signature(method)
         except (TypeError, ValueError): continue
         if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
@@ -348,12 +354,27 @@ def check_v1_callback(cb: Any) -> None:
                                                 for n in vars(klass)}
     for name in sorted(names - _V1_METHOD_NAMES):
         if name.startswith('_'): continue
-        close = difflib.get_close_matches(name, _V1_METHOD_NAMES, n=1, cutoff=0.85)
+        close = _close_v1_name(name)
         value = getattr(type(cb), name, getattr(cb, '__dict__', {}).get(name))
         if close and callable(value) and not isinstance(value, (type, property)) and (type(cb), name) not in _WARNED:
             _WARNED.add((type(cb), name))       # once per class (a callback is checked at construction and at fit)
             warnings.warn(f'callback `{label}` defines `{name}`, which is not a fastai-1 event and will never be '
-                          f'called; did you mean `{close[0]}`?', stacklevel=_user_stacklevel())
+                          f'called; did you mean `{close}`?', stacklevel=_user_stacklevel())
+    try: _CHECKED.add(cls)
+    except TypeError: pass          # (a class that cannot be weakly referenced is checked every time)
+
+
+def _takes_kwargs(method: Any) -> bool:
+    "Does ``method``, a plain Python function or a method bound to one, have a ``**`` parameter? (False: look closer.)"
+    code = getattr(getattr(method, '__func__', method), '__code__', None)
+    return code is not None and bool(code.co_flags & inspect.CO_VARKEYWORDS)
+
+
+@lru_cache(maxsize=1024)
+def _close_v1_name(name: str) -> str | None:
+    "The ``on_<event>`` name ``name`` is probably a misspelling of, or None."
+    close = difflib.get_close_matches(name, _V1_METHOD_NAMES, n=1, cutoff=0.85)
+    return close[0] if close else None
 
 
 def _cb_name(cb: Any) -> str:
@@ -382,6 +403,7 @@ _FLAG_OF = {'backward_end': 'skip_step', 'step_end': 'skip_zero', 'batch_end': '
 _METHOD = {ev: f'on_{ev}' for ev in V1_EVENTS}
 _V1_METHOD_NAMES = frozenset(_METHOD.values())
 _WARNED: set = set()    # (class, misspelt name) already warned about
+_CHECKED: 'weakref.WeakSet' = weakref.WeakSet()    # callback classes found sound
 _IGNORED = frozenset(('train_begin', 'epoch_begin', 'train_end'))
 _NO_KWARGS: dict = {}     # an event without extra kwargs (never written)
 
