@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tiny import blobs_dls, blobs_learner, quiet_learner, recording
-from trainlib import (SGD, Adam, CancelFitException, Callback, CallbackError, CastToTensor, CrossEntropyLossFlat,
+from trainlib import (SGD, Adam, CancelFitException, Callback, CallbackError, CastToTensor, CSVLogger, CrossEntropyLossFlat,
                       DataLoaders, Learner, accuracy, error_rate,
                       MSELossFlat, ProgressCallback, Recorder, TrainEvalCallback, before_batch_cb, find_bs, load_learner,
                       noop)
@@ -192,7 +192,8 @@ def test_added_cbs_and_removed_cbs_are_temporary():
 
 def test_a_callback_removed_during_after_fit_still_gets_its_after_fit():
     # fastai 2.8.12 runs each event over a copy of the callbacks: a manager (order 0) removing its helper (order 10)
-    # in after_fit logs ['Manager.after_fit: removing helper', 'Helper.after_fit (cleanup)'], the helper detached.
+    # in after_fit logs ['Manager.after_fit: removing helper', 'Helper.after_fit (cleanup)'], the helper detached
+    # (trainlib detaches it when after_fit ends: its cleanup still has the Learner).
     # A callback switched off there is skipped, and one added there is not run, in both.
     log = []
 
@@ -217,11 +218,21 @@ def test_a_callback_removed_during_after_fit_still_gets_its_after_fit():
 
     learn = quiet_learner(cbs=[Manager()])
     learn.fit(1)
-    assert log == [('manager', False), ('removed', True)]
+    assert log == [('manager', False), ('removed', False)]
+    assert learn.manager.removed.learn is None and learn.manager.removed not in learn.cbs
     assert learn.manager.silenced.run is True                              # on again for the next fit
     log.clear()
     with pytest.raises(RuntimeError, match='fit fails'): quiet_learner(cbs=[Manager(), Fails()]).fit(1)
-    assert log == [('manager', False), ('removed', True)]                  # also when the fit fails
+    assert log == [('manager', False), ('removed', False)]                 # also when the fit fails
+
+
+def test_stock_callbacks_removed_during_after_fit_still_clean_up():
+    class Dismiss(Callback):
+        def after_fit(self): self.learn.remove_cbs([ProgressCallback, CSVLogger])
+    learn = quiet_learner(cbs=[CSVLogger(), Dismiss()])
+    logger = learn.logger
+    learn.fit(1)
+    assert learn.logger is logger and not any(isinstance(cb, (ProgressCallback, CSVLogger)) for cb in learn.cbs)
 
 
 def test_the_context_managers_give_what_fastais_give():

@@ -60,8 +60,9 @@ original exception is then re-raised unchanged, with a note naming the callback 
 Callbacks changed during an event: one switched off (``run = False``) or removed by an earlier callback
 of the same event is skipped for the rest of that event; one added there hears the events after it.
 ``after_fit`` is cleanup, so a callback removed during it (as a callback that manages a helper removes
-the helper) still gets its ``after_fit``, detached (``self.learn`` is None), as in fastai; one switched
-off does not, and every callback's ``run`` is True again after it.
+the helper) still gets its ``after_fit``, as in fastai, and with its Learner: it is detached
+(``self.learn`` None) when ``after_fit`` ends. One switched off does not, and every callback's ``run``
+is True again after it.
 
 The names of the fastbook chapter (``begin_fit``, ``begin_epoch``, ``begin_train``,
 ``begin_batch``, ``begin_validate``) still work as method names, with a DeprecationWarning.

@@ -183,6 +183,7 @@ class Learner:
         self.smooth_loss = self.final_record = None
         self._batch_device = None
         self._running = 0           # > 0 while a fit (or a validate/get_preds with fit events) is running
+        self._detaching: list | None = None     # during after_fit: callbacks removed meanwhile, detached at its end
         self.cbs: list = []
         self._train_cbs = self._valid_cbs = None
         self._callbacks_changed()
@@ -313,7 +314,9 @@ class Learner:
                 del self.__dict__[name]
                 same = [c for c in self.cbs if c.name == name and getattr(c, 'registered_here', True)]
                 if same: self.__dict__[name] = unwrap_callback(same[-1])
-            object.__setattr__(cb, 'learn', None)
+            detaching = self.__dict__.get('_detaching')
+            if detaching is None: object.__setattr__(cb, 'learn', None)
+            else: detaching.append(cb)      # removed during after_fit: its own after_fit still has the Learner
             self._callbacks_changed()
         return self
 
@@ -403,13 +406,22 @@ class Learner:
         _run_listeners(d['_train_cbs'] if d['training'] else d['_valid_cbs'], event)
 
     def _fire_all(self, event: str) -> None:
-        "Fire ``event`` to every listener even if some fail (cleanup events); then raise the first failure."
+        """Fire ``event`` to every listener even if some fail (cleanup events); then raise the first failure.
+        A callback removed during ``after_fit`` keeps its Learner until the event ends (its cleanup may need it)."""
         first, table = None, self._train_cbs if self.training else self._valid_cbs
-        for m in table[event]:        # retired mid-event (callbacks changed): its entries are guarded (_still_listens)
-            try: m()
-            except BaseException as e:
-                if not isinstance(e, CancelException): _annotate(e, m, event)
-                if first is None: first = e
+        outer = self.__dict__.get('_detaching')
+        if event == 'after_fit': self._detaching = []
+        try:
+            for m in table[event]:    # retired mid-event (callbacks changed): its entries are guarded (_still_listens)
+                try: m()
+                except BaseException as e:
+                    if not isinstance(e, CancelException): _annotate(e, m, event)
+                    if first is None: first = e
+        finally:
+            if event == 'after_fit':
+                for cb in self._detaching:
+                    if cb not in self.cbs: object.__setattr__(cb, 'learn', None)
+                self._detaching = outer
         if event == 'after_fit':
             silenced = [cb for cb in self.cbs if not cb.run]
             for cb in silenced: object.__setattr__(cb, 'run', True)
@@ -827,14 +839,14 @@ class Learner:
         if self._loss_pending is not None: _fill_loss(self.__dict__, copy=True)
         return {k: v for k, v in self.__dict__.items()
                 if k not in ('lock', '_train_cbs', '_valid_cbs', 'exception', '_running', '_lazy', '_loss_pending',
-                             '_loss_copy')}
+                             '_loss_copy', '_detaching')}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._lazy = {}
         self._loss_pending = self._loss_copy = None
         self.lock = threading.RLock()
-        self.exception, self._running = None, 0
+        self.exception, self._running, self._detaching = None, 0, None
         self._train_cbs = self._valid_cbs = None
         for cb in self.cbs: object.__setattr__(cb, 'learn', self)
         self._callbacks_changed()
