@@ -93,8 +93,12 @@ def test_a_fit_argument_it_cannot_train_with_is_refused_before_any_event(call, m
 
 
 def test_learner_takes_the_hyper_parameters_fastai_takes():
-    for lr in (0.1, 1, np.float32(0.1), torch.tensor(0.1), slice(1e-3), slice(1e-4, 1e-2), [0.1], np.array([0.1])):
+    for lr in (0.1, 1, np.float32(0.1), np.array(0.1), torch.tensor(0.1), slice(1e-3), slice(1e-4, 1e-2), [0.1],
+               np.array([0.1])):
         Learner(synth_dbunch(), RegModel(), loss_func=MSELossFlat(), lr=lr)
+    quiet_learner().fit(1, lr=np.array(1e-3))
+    with pytest.raises(TypeError, match="fit: lr must be a number"):
+        quiet_learner().fit(1, lr=np.array('1e-3'))
     assert Learner(None, RegModel(), loss_func=MSELossFlat()).dls is None
 
 

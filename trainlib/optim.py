@@ -479,12 +479,12 @@ class OptimWrapper:
     def set_hyper(self, name: str, v: Any) -> None:
         """Set hyper-parameter ``name`` in every group: a scalar, a list (one per group) or a slice. A name the
         optimizer lacks is added to its groups (as fastai's own Optimizer allows; the torch step ignores it)."""
-        self._groups()
-        self._write_hyper(name, self._layout, self._broadcast(name, v))
-
-    def _write_hyper(self, name: str, layout: list, vals: list) -> None:
-        "Write ``vals`` (one per hyper-parameter group of ``layout``, lists of torch group indices) for ``name``."
         groups = self._groups()
+        self._write_hyper(groups, name, self._layout, self._broadcast(name, v))
+
+    def _write_hyper(self, groups: list[dict], name: str, layout: list, vals: list) -> None:
+        """Write ``vals`` (one per hyper-parameter group of ``layout``, lists of indices into the torch ``groups``)
+        for ``name``."""
         if name == 'wd':
             for idxs, vi in zip(layout, vals):
                 for j in idxs: self._write_wd(groups[j], vi)
@@ -826,8 +826,7 @@ class HyperGroup(MutableMapping):
 
     def __setitem__(self, name: str, v: Any) -> None:
         opt = self._opt
-        opt._groups()
-        opt._write_hyper(name, [opt._layout[self._group]], [v])
+        opt._write_hyper(opt._groups(), name, [opt._layout[self._group]], [v])
 
     def __delitem__(self, name: str) -> None:
         raise TypeError(f'opt.hypers[{self._group}]: hyper-parameter {name!r} cannot be deleted; set it instead')

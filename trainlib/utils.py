@@ -185,6 +185,7 @@ def slice_values(s: slice, n: int) -> list:
 
 def _is_number(v: Any) -> bool:
     if isinstance(v, torch.Tensor): return v.dim() == 0 and v.dtype != torch.bool
+    if isinstance(v, np.ndarray): return v.ndim == 0 and np.issubdtype(v.dtype, np.number)
     return isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
 
 
@@ -194,7 +195,8 @@ def check_hyper(where: str, name: str, v: Any) -> None:
     if v is None or _is_number(v): return
     if isinstance(v, slice):
         if v.step is None and v.stop is not None and all(x is None or _is_number(x) for x in (v.start, v.stop)): return
-    elif isinstance(v, (list, tuple, np.ndarray, torch.Tensor)) and len(v) and all(_is_number(x) for x in v): return
+    elif isinstance(v, (list, tuple)) or (isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim == 1):
+        if len(v) and all(_is_number(x) for x in v): return
     raise TypeError(f'{where}: {name} must be a number, a slice(start, stop) or one number per parameter group, '
                     f'got {v!r}')
 
