@@ -29,10 +29,15 @@ def _own_batches(dl: Any) -> bool:
 
 
 def loader_like(dl: DataLoader, **how: Any) -> DataLoader:
-    """A DataLoader over ``dl``'s dataset with its collate function and workers, batched as ``how`` says (which may
-    also give other collate functions, workers...)."""
-    return DataLoader(dl.dataset, **{'collate_fn': dl.collate_fn, 'num_workers': dl.num_workers,
-                                     'pin_memory': dl.pin_memory, 'worker_init_fn': dl.worker_init_fn, **how})
+    """A DataLoader over ``dl``'s dataset with its collate function, workers, timeout and random generator, batched
+    as ``how`` says (which may also give other collate functions, workers...)."""
+    args = {'collate_fn': dl.collate_fn, 'num_workers': dl.num_workers, 'pin_memory': dl.pin_memory,
+            'worker_init_fn': dl.worker_init_fn, 'timeout': dl.timeout, 'generator': dl.generator,
+            'multiprocessing_context': dl.multiprocessing_context, **how}
+    if args['num_workers'] > 0 and dl.num_workers > 0:      # (options that need workers)
+        args.setdefault('prefetch_factor', dl.prefetch_factor)
+        args.setdefault('persistent_workers', dl.persistent_workers)
+    return DataLoader(dl.dataset, **args)
 
 
 def sequential_loader(dl: Any) -> Any:

@@ -175,6 +175,25 @@ def test_databunch_fix_and_single_datasets_and_the_batch_size_setter():
     assert learn.recorder.nb_batches == [4]
 
 
+def test_the_batch_size_setter_and_new_keep_each_loaders_own_settings():
+    # fastai 1.0.61 on the same loaders (scratch scripts of the 12-08 review, bs_setter*.py): only the batch size changes
+    X = torch.randn(40, 4, generator=torch.Generator().manual_seed(0))
+    y = (X[:, 0] > 0).long()
+    train, valid = TensorDataset(X[:30], y[:30]), TensorDataset(X[30:], y[30:])
+    d = DataBunch(DataLoader(train, batch_size=8), DataLoader(valid, batch_size=8), device='cpu')
+    d.batch_size = 4
+    assert (type(d.train_dl.dl.sampler).__name__, d.train_dl.dl.batch_size, d.train_dl.dl.drop_last, len(d.train_dl)) \
+        == ('SequentialSampler', 4, False, 8)
+    weighted = torch.utils.data.WeightedRandomSampler(torch.ones(30), 30)
+    d = DataBunch(DataLoader(train, batch_size=8, sampler=weighted), DataLoader(valid, batch_size=8), device='cpu')
+    d.batch_size = 4
+    assert d.train_dl.dl.sampler is weighted and len(d.train_dl) == 8
+    g = torch.Generator().manual_seed(1)
+    d = DataBunch(DataLoader(train, batch_size=8, shuffle=True, timeout=5, generator=g), DataLoader(valid), device='cpu')
+    new = d.train_dl.new(batch_size=4)
+    assert new.dl.generator is g and new.dl.timeout == 5 and type(new.dl.sampler).__name__ == 'RandomSampler'
+
+
 # ---------------------------------------------------------------- Learner: defaults, optimizer, layer groups
 def test_learner_defaults_and_lazy_optimizer():
     learn = learner()

@@ -207,14 +207,11 @@ class DataBunch(DataLoaders):
 
     @batch_size.setter
     def batch_size(self, v: int) -> None:
-        """New train, valid and test loaders with batch size ``v`` (and the training loader's workers), as fastai 1;
-        ``fix_dl`` and ``single_dl`` stay as they are."""
-        workers = self.train_dl.num_workers
-        self.train_dl = self.train_dl.new(batch_size=v, num_workers=workers, shuffle=True, drop_last=True)
-        if self.valid_dl is not None:
-            self.valid_dl = self.valid_dl.new(batch_size=v, num_workers=workers, shuffle=False, drop_last=False)
-        if self.test_dl is not None:
-            self.test_dl = self.test_dl.new(batch_size=v, num_workers=workers, shuffle=False, drop_last=False)
+        """New train, valid and test loaders with batch size ``v``, each otherwise as it was (sampler, shuffle,
+        drop_last, workers), as fastai 1; ``fix_dl`` and ``single_dl`` stay as they are."""
+        self.train_dl = self.train_dl.new(batch_size=v)
+        if self.valid_dl is not None: self.valid_dl = self.valid_dl.new(batch_size=v)
+        if self.test_dl is not None: self.test_dl = self.test_dl.new(batch_size=v)
 
     def add_tfm(self, tfm: Callable) -> None:
         "Apply ``tfm`` to the batches of every loader."
