@@ -30,8 +30,8 @@ from .optim import Adam, OptimWrapper
 from .persistence import atomic_save, load_model, save_model
 from .progress import ProgressCallback
 from .recorder import Recorder, ValidationMeter
-from .utils import (_is_number, add_note, check_hyper, defaults, detuplify, listify, noop, norm_bias_params, on_device, replacing_yield,
-                    to_detach, to_device, trainable_params)
+from .utils import (add_note, check_hyper, defaults, detuplify, is_number, listify, noop, norm_bias_params, on_device,
+                    replacing_yield, to_detach, to_device, trainable_params)
 
 __all__ = ['Learner', 'load_learner', 'callback_adapters']
 
@@ -149,7 +149,7 @@ def _check_learner_args(dls: Any, model: Any, loss_func: Any, opt_func: Any, lr:
                         f'; wrap the loaders: DataLoaders(train_dl, valid_dl)')
     check_hyper('Learner', 'lr', lr)
     check_hyper('Learner', 'wd', wd)
-    if not (isinstance(moms, (tuple, list)) and len(moms) == 3 and all(map(_is_number, moms))):
+    if not (isinstance(moms, (tuple, list)) and len(moms) == 3 and all(map(is_number, moms))):
         raise TypeError(f'Learner: moms must be three numbers (start, middle, end of the cycle), got {moms!r}')
 
 
@@ -406,26 +406,28 @@ class Learner:
         _run_listeners(d['_train_cbs'] if d['training'] else d['_valid_cbs'], event)
 
     def _fire_all(self, event: str) -> None:
-        """Fire ``event`` to every listener even if some fail (cleanup events); then raise the first failure.
-        A callback removed during ``after_fit`` keeps its Learner until the event ends (its cleanup may need it)."""
-        first, table = None, self._train_cbs if self.training else self._valid_cbs
-        outer = self.__dict__.get('_detaching')
-        if event == 'after_fit': self._detaching = []
-        try:
-            for m in table[event]:    # retired mid-event (callbacks changed): its entries are guarded (_still_listens)
-                try: m()
-                except BaseException as e:
-                    if not isinstance(e, CancelException): _annotate(e, m, event)
-                    if first is None: first = e
+        """Fire ``event`` to every listener even if some fail (cleanup events); then raise the first failure. In
+        ``after_fit`` a callback removed meanwhile keeps its Learner until the event ends (its cleanup may need it),
+        and every callback switched off is on again after it."""
+        if event != 'after_fit': return self._fire_each(event)
+        outer, self._detaching = self.__dict__.get('_detaching'), []
+        try: self._fire_each(event)
         finally:
-            if event == 'after_fit':
-                for cb in self._detaching:
-                    if cb not in self.cbs: object.__setattr__(cb, 'learn', None)
-                self._detaching = outer
-        if event == 'after_fit':
+            for cb in self._detaching:
+                if cb not in self.cbs: object.__setattr__(cb, 'learn', None)
+            self._detaching = outer
             silenced = [cb for cb in self.cbs if not cb.run]
             for cb in silenced: object.__setattr__(cb, 'run', True)
             if silenced: self._callbacks_changed()     # (the next run rebuilds it anyway; events fired before then hear them)
+
+    def _fire_each(self, event: str) -> None:
+        "Run each listener of ``event`` in the current phase's table even if some fail; then raise the first failure."
+        first, table = None, self._train_cbs if self.training else self._valid_cbs
+        for m in table[event]:        # retired mid-event (callbacks changed): its entries are guarded (_still_listens)
+            try: m()
+            except BaseException as e:
+                if not isinstance(e, CancelException): _annotate(e, m, event)
+                if first is None: first = e
         if first is not None: raise first
 
     # ================================================================== the loop

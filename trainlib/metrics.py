@@ -6,7 +6,6 @@ per batch. ``value`` is read once per epoch by the Recorder.
 from __future__ import annotations
 
 import inspect
-
 from functools import partial
 from typing import Any, Callable
 

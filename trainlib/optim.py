@@ -54,8 +54,8 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections import defaultdict
-from operator import is_, itemgetter
 from collections.abc import Iterator, MutableMapping
+from operator import is_, itemgetter
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -66,8 +66,8 @@ from torch.optim import optimizer as _torch_optimizer
 from .optimizers import LambOptimizer, LookaheadOptimizer, QHAdamOptimizer, RAdamOptimizer, RMSPropOptimizer
 from .utils import is_listy, slice_values
 
-__all__ = ['OptimWrapper', 'HyperGroup', 'HyperLengthError', 'Adam', 'AdamW', 'SGD', 'RMSProp', 'RAdam', 'QHAdam', 'Lamb',
-           'Lookahead', 'ranger', 'pytorch_hp_map', 'params_groups', 'split_no_wd_params']
+__all__ = ['OptimWrapper', 'HyperGroup', 'HyperLengthError', 'Adam', 'AdamW', 'SGD', 'RMSProp', 'RAdam', 'QHAdam',
+           'Lamb', 'Lookahead', 'ranger', 'pytorch_hp_map', 'params_groups', 'split_no_wd_params']
 
 pytorch_hp_map = {'momentum': 'mom', 'weight_decay': 'wd', 'alpha': 'sqr_mom', 'betas__0': 'mom',
                   'betas__1': 'sqr_mom'}

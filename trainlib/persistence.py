@@ -64,7 +64,8 @@ class _FastcoreList(list):
     "What a fastai checkpoint pickles as ``fastcore.foundation.L`` (its optimizer's hypers), read as a plain list."
     def __setstate__(self, state: Any) -> None:
         if not (isinstance(state, dict) and isinstance(state.get('items'), list)):
-            raise pickle.UnpicklingError(f'fastcore.foundation.L: expected a state {{"items": [...]}}, got {type(state).__name__}')
+            raise pickle.UnpicklingError(f'fastcore.foundation.L: expected a state {{"items": [...]}}, '
+                                         f'got {type(state).__name__}')
         self[:] = state['items']
 
 

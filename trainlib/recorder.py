@@ -41,6 +41,15 @@ def _name_metric(e: Exception, m: Any) -> None:
     add_note(e, f'Exception occurred in metric `{getattr(m, "name", type(m).__name__)}`')
 
 
+def _accumulate(mets: list, learn: Any) -> None:
+    "Let each metric measure the batch (on the device); a failure names the metric."
+    try:
+        for m in mets: m.accumulate(learn)
+    except Exception as e:
+        _name_metric(e, m)
+        raise
+
+
 def _values(mets: list) -> list:
     "The metrics' values as plain numbers (read from the device here); a failure names the metric."
     out = []
@@ -121,11 +130,7 @@ class Recorder(Callback):
         if len(learn.yb) == 0: return
         mets = (self._train_now if learn.training else self._valid_now) if self._train_now is not None \
             and self._valid_now is not None else (self._train_mets if learn.training else self._valid_mets)
-        try:
-            for m in mets: m.accumulate(learn)
-        except Exception as e:
-            _name_metric(e, m)
-            raise
+        _accumulate(mets, learn)
         if not learn.training: return
         self.lrs.append(learn.opt.get_hyper('lr'))
         smooth = self.smooth_loss.lazy_value()       # divided when read: a tensor op less per batch
@@ -272,11 +277,7 @@ class ValidationMeter(Callback):
     def after_batch(self) -> None:
         "Accumulate the batch (on the device, as the Recorder does)."
         if len(self.learn.yb) == 0: return
-        try:
-            for m in self.mets: m.accumulate(self.learn)
-        except Exception as e:
-            _name_metric(e, m)
-            raise
+        _accumulate(self.mets, self.learn)
 
     @property
     def values(self) -> list:

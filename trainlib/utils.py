@@ -12,8 +12,8 @@ import torch
 
 __all__ = ['defaults', 'noop', 'listify', 'is_listy', 'detuplify', 'tuplify', 'default_device',
            'on_device', 'to_device', 'to_detach', 'to_cpu', 'find_bs', 'camel2snake', 'class2attr', 'replacing_yield',
-           'tensor', 'even_mults', 'slice_values', 'check_hyper', 'add_note', 'params_of', 'norm_types', 'norm_bias_params',
-           'trainable_params']
+           'tensor', 'even_mults', 'slice_values', 'is_number', 'check_hyper', 'add_note', 'params_of', 'norm_types',
+           'norm_bias_params', 'trainable_params']
 
 defaults = SimpleNamespace(
     lr=1e-3,             # the Learner's default learning rate
@@ -183,7 +183,8 @@ def slice_values(s: slice, n: int) -> list:
     return [s.stop / 10] * (n - 1) + [s.stop]
 
 
-def _is_number(v: Any) -> bool:
+def is_number(v: Any) -> bool:
+    "Is ``v`` one number: a Python or numpy number, a 0-d tensor or array (not a bool)?"
     if isinstance(v, torch.Tensor): return v.dim() == 0 and v.dtype != torch.bool
     if isinstance(v, np.ndarray): return v.ndim == 0 and np.issubdtype(v.dtype, np.number)
     return isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
@@ -192,11 +193,11 @@ def _is_number(v: Any) -> bool:
 def check_hyper(where: str, name: str, v: Any) -> None:
     """Raise TypeError naming ``where`` and ``name`` unless ``v`` is None or a hyper-parameter value: a number,
     a slice of numbers, or one number per parameter group."""
-    if v is None or _is_number(v): return
+    if v is None or is_number(v): return
     if isinstance(v, slice):
-        if v.step is None and v.stop is not None and all(x is None or _is_number(x) for x in (v.start, v.stop)): return
+        if v.step is None and v.stop is not None and all(x is None or is_number(x) for x in (v.start, v.stop)): return
     elif isinstance(v, (list, tuple)) or (isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim == 1):
-        if len(v) and all(_is_number(x) for x in v): return
+        if len(v) and all(is_number(x) for x in v): return
     raise TypeError(f'{where}: {name} must be a number, a slice(start, stop) or one number per parameter group, '
                     f'got {v!r}')
 

@@ -38,8 +38,8 @@ import inspect
 import warnings
 import weakref
 from array import array
-from functools import lru_cache
 from collections.abc import Mapping
+from functools import lru_cache
 from types import CodeType, FunctionType, MethodType
 from typing import Any, Callable, Collection
 
