@@ -518,14 +518,16 @@ def test_a_failing_after_fit_is_noted_on_the_original_error():
     assert info.value.__notes__[-1] == 'after_fit also failed: RuntimeError: boom'
 
 
-def test_keyboard_interrupt_also_runs_after_fit():
+@pytest.mark.parametrize('event, run', [('after_pred', lambda learn: learn.fit(1)),
+                                        ('before_epoch', lambda learn: learn.get_preds())])
+def test_keyboard_interrupt_also_runs_after_fit(event, run):
     seen = []
 
     def interrupt(cb): raise KeyboardInterrupt
-    learn = quiet_learner(cbs=[Callback(after_pred=interrupt), Callback(after_fit=lambda cb: seen.append(1))])
+    learn = quiet_learner(cbs=[Callback(**{event: interrupt}), Callback(after_fit=lambda cb: seen.append(1))])
     with pytest.raises(KeyboardInterrupt):
-        learn.fit(1)
-    assert seen == [1]
+        run(learn)
+    assert seen == [1] and learn._running == 0
 
 
 @pytest.mark.parametrize('event', ['before_fit', 'before_epoch', 'before_batch', 'after_epoch'])
@@ -548,16 +550,6 @@ def test_an_evaluation_run_raises_its_own_error_when_after_epoch_also_fails():
         learn.validate()
     assert info.value is first.error and seen == [first.error]
     assert info.value.__notes__[-1] == 'after_epoch also failed: RuntimeError: boom'
-
-
-def test_an_interrupted_get_preds_runs_after_fit():
-    seen = []
-
-    def interrupt(cb): raise KeyboardInterrupt
-    learn = quiet_learner(cbs=[Callback(before_epoch=interrupt), Callback(after_fit=lambda cb: seen.append(1))])
-    with pytest.raises(KeyboardInterrupt):
-        learn.get_preds()
-    assert seen == [1] and learn._running == 0
 
 
 # ------------------------------------------------------------------ changing the loss
